@@ -1,0 +1,36 @@
+# e3d2 -- the two commands that matter: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+E3D2   := $(VENV)/bin/e3d2
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-blender.txt 2>/dev/null | cksum | cut -d' ' -f1)
+DEMO_SONG := assets/music/Kevin_MacLeod_-_Vibe_Ace.hq.ogg
+
+.PHONY: setup demo test test-core test-blender42 bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build of torch first, so no dependency pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -r requirements-blender.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	mkdir -p out
+	$(E3D2) import tests/data/cmu_salsa_60_01_clip.bvh -o out/demo_motion.npz
+	$(E3D2) features $(DEMO_SONG) -o out/demo_features.npz
+	$(E3D2) preview out/demo_motion.npz --audio $(DEMO_SONG) -o out/demo_preview.mp4
+	@echo "demo written to out/: demo_motion.npz, demo_features.npz, demo_preview.mp4"
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out dist .pytest_cache

@@ -1,0 +1,9 @@
+"""The one exception users see: a clear, one-line, actionable message (the CLI prints it and exits 2)."""
+
+
+class E3D2Error(Exception):
+    """Bad input or an impossible request. ``str(err)`` names the file (if any) and what is wrong."""
+
+    def __init__(self, message: str, *, path=None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)

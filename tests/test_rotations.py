@@ -1,0 +1,65 @@
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from e3d2_core import rotations as R
+
+
+def random_axis_angle(n, seed=0, max_angle=np.pi):
+    rng = np.random.default_rng(seed)
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    return axis * rng.uniform(0, max_angle, size=(n, 1))
+
+
+def test_axis_angle_to_matrix_matches_scipy():
+    aa = random_axis_angle(500)
+    np.testing.assert_allclose(R.axis_angle_to_matrix(aa), Rotation.from_rotvec(aa).as_matrix(), atol=1e-12)
+
+
+def test_round_trips_through_every_representation():
+    aa = random_axis_angle(500, seed=1, max_angle=np.pi - 1e-3)
+    np.testing.assert_allclose(R.matrix_to_axis_angle(R.axis_angle_to_matrix(aa)), aa, atol=1e-9)
+    np.testing.assert_allclose(R.quaternion_to_axis_angle(R.axis_angle_to_quaternion(aa)), aa, atol=1e-9)
+    np.testing.assert_allclose(R.rot6d_to_axis_angle(R.axis_angle_to_rot6d(aa)), aa, atol=1e-9)
+    m = R.axis_angle_to_matrix(aa)
+    np.testing.assert_allclose(R.quaternion_to_matrix(R.matrix_to_quaternion(m)), m, atol=1e-12)
+
+
+def test_small_and_near_pi_angles():
+    aa = np.array([[0, 0, 0], [1e-9, 0, 0], [0, 1e-5, 0], [0, 0, np.pi - 1e-7]])
+    m = R.axis_angle_to_matrix(aa)
+    np.testing.assert_allclose(m, Rotation.from_rotvec(aa).as_matrix(), atol=1e-12)
+    back = R.matrix_to_axis_angle(m)
+    np.testing.assert_allclose(R.axis_angle_to_matrix(back), m, atol=1e-9)
+
+
+def test_rot6d_of_arbitrary_vector_is_a_rotation():
+    d6 = torch.randn(100, 6, dtype=torch.float64)
+    m = R.rot6d_to_matrix(d6)
+    eye = torch.eye(3, dtype=torch.float64).expand(100, 3, 3)
+    torch.testing.assert_close(m.transpose(-1, -2) @ m, eye)
+    torch.testing.assert_close(torch.linalg.det(m), torch.ones(100, dtype=torch.float64))
+
+
+def test_gradients_are_finite_at_zero_rotation():
+    aa = torch.zeros(4, 3, dtype=torch.float64, requires_grad=True)
+    R.axis_angle_to_matrix(aa).sum().backward()
+    assert torch.isfinite(aa.grad).all()
+
+
+def test_slerp_midpoint_and_shortest_path():
+    q0 = R.axis_angle_to_quaternion(np.array([0.0, 0.0, 0.0]))
+    q1 = R.axis_angle_to_quaternion(np.array([0.0, 1.0, 0.0]))
+    mid = R.quaternion_slerp(q0, q1, 0.5)
+    np.testing.assert_allclose(R.quaternion_to_axis_angle(mid), [0, 0.5, 0], atol=1e-12)
+    # -q1 is the same rotation: the blend must not take the long way round
+    mid_flipped = R.quaternion_slerp(q0, -q1, 0.5)
+    np.testing.assert_allclose(R.quaternion_to_axis_angle(mid_flipped), [0, 0.5, 0], atol=1e-12)
+
+
+def test_quaternion_multiply_composes_rotations():
+    a, b = random_axis_angle(50, seed=3), random_axis_angle(50, seed=4)
+    qa, qb = R.axis_angle_to_quaternion(a), R.axis_angle_to_quaternion(b)
+    np.testing.assert_allclose(R.quaternion_to_matrix(R.quaternion_multiply(qa, qb)),
+                               R.axis_angle_to_matrix(a) @ R.axis_angle_to_matrix(b), atol=1e-12)
