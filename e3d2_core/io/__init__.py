@@ -86,11 +86,11 @@ def load_motion_file(path, *, fmt: str | None = None, fps: float | None = None, 
         source_fps = fps or data.fps
         if source_fps is None:
             raise E3D2Error(f"{fmt} files carry no frame rate: give the source's with --fps", path=path)
+        source_up = data.up if fmt == "bvh" else up or data.up   # the BVH retarget already turned it Y up
         if isinstance(data, formats.Positions):
-            joints = _to_y_up(data.joints, up or data.up)
-            poses, trans = inverse_kinematics(joints, skeleton)
+            poses, trans = inverse_kinematics(_to_y_up(data.joints, source_up), skeleton)
         else:
-            poses, trans = _rotate_root(data.poses, data.trans, up or data.up)
+            poses, trans = _rotate_root(data.poses, data.trans, source_up)
         meta.update(data.info)
     meta["source_fps"] = float(source_fps)
     if floor:

@@ -133,13 +133,16 @@ def refine_ik(poses: np.ndarray, trans: np.ndarray, targets: np.ndarray, skeleto
         return (forward_kinematics_torch(local, trans_t, skeleton, rotation_matrices=True) - target_t) \
             .square().sum(-1).mean()
 
-    start = float(error())
+    with torch.no_grad():
+        start = float(error())
     for _ in range(steps):
         optimiser.zero_grad()
         loss = error()
         loss.backward()
         optimiser.step()
-    if float(error()) >= start:
+    with torch.no_grad():
+        end = float(error())
+    if end >= start:
         return np.asarray(poses, dtype=np.float64), np.asarray(trans, dtype=np.float64)
     with torch.no_grad():
         refined = rotations.matrix_to_axis_angle(rotations.rot6d_to_matrix(rot6d)).numpy()
