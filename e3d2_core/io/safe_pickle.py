@@ -27,13 +27,17 @@ _ALLOWED = {
 } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # protocol 2 stores bytes via encode
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a function or class outside the allowed numpy set."""
+
+
 class DataOnlyUnpickler(pickle.Unpickler):
     """An unpickler that can rebuild numpy arrays and plain containers, and nothing else."""
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays and plain data)")
+        raise RefusedGlobal(f"refusing to load {module}.{name} (only numpy arrays and plain data are read)")
 
 
 def load_pickle(path) -> object:
@@ -69,9 +73,9 @@ def load_pickled_npy(path) -> object:
 def _unpickle(handle, path: Path):
     try:
         return DataOnlyUnpickler(handle, encoding="latin1").load()
-    except pickle.UnpicklingError as err:
-        raise E3D2Error(f"unsafe or malformed pickle: {err}", path=path) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
+    except RefusedGlobal as err:
+        raise E3D2Error(f"unsafe pickle: {err}", path=path) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
             UnicodeDecodeError) as err:
         raise E3D2Error(f"truncated or malformed pickle ({type(err).__name__}: {err})", path=path) from None
 
