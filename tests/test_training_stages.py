@@ -106,11 +106,11 @@ def test_vqvae_then_bc_stages(tmp_path, data_dir, tiny_models):
         stages.run_stage("bc", config, run, options)
     out = stages.run_stage("vqvae", config, run, options)
     vq = torch.load(out, weights_only=True)
-    assert vq["vqvae"]["config"] == {"codebook_size": 8, "width": 8} and vq["data_note"] == "synthetic test data"
+    assert vq["vqvae"]["config"] == {"codebook_size": 8, "width": 8, "fps": 60.0} and vq["data_note"] == "synthetic test data"
     assert (run / "vqvae" / "metrics.jsonl").is_file() and (run / "vqvae" / "config.yaml").is_file()
     out = stages.run_stage("bc", config, run, options)
     bc = torch.load(out, weights_only=True)
-    assert bc["policy"]["config"] == {"n_embd": 8, "music_dim": 5, "vocab_up": 8, "vocab_down": 8}
+    assert bc["policy"]["config"] == {"n_embd": 8, "music_dim": 5, "vocab": 8}
     assert bc["music"]["kind"] == "compact" and bc["music"]["fps"] == MUSIC_FPS
     assert bc["music"]["mean"].shape == (5,) and (bc["music"]["std"] > 0).all()
     summary = __import__("json").loads((run / "bc" / "summary.json").read_text())

@@ -88,6 +88,7 @@ class TinyVQ(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         k, w = int(config["codebook_size"]), int(config.get("width", 16))
+        self.fps = float(config.get("fps", 60.0))
         self.config = dict(config)
         self.enc = nn.ModuleDict({"up": nn.Conv1d(45, w, 8, stride=8), "down": nn.Conv1d(27 + 3, w, 8, stride=8)})
         self.dec = nn.ModuleDict({"up": nn.ConvTranspose1d(w, 45, 8, stride=8),
@@ -138,12 +139,12 @@ class TinyPolicy(nn.Module):
         super().__init__()
         self.config = dict(config)
         e = int(config.get("n_embd", 16))
-        self.up = nn.Embedding(int(config["vocab_up"]), e)
-        self.down = nn.Embedding(int(config["vocab_down"]), e)
+        self.up = nn.Embedding(int(config["vocab"]), e)
+        self.down = nn.Embedding(int(config["vocab"]), e)
         self.music = nn.Linear(int(config["music_dim"]), e)
         self.gru = nn.GRU(e, e, batch_first=True)
-        self.head_up = nn.Linear(e, int(config["vocab_up"]))
-        self.head_down = nn.Linear(e, int(config["vocab_down"]))
+        self.head_up = nn.Linear(e, int(config["vocab"]))
+        self.head_down = nn.Linear(e, int(config["vocab"]))
 
     def forward(self, batch):
         up, down, music = batch["up"], batch["down"], batch["music"]

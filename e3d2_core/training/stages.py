@@ -200,6 +200,8 @@ def run_vqvae(config: dict, run_dir: Path, options: StageOptions) -> Path:
     if len(dataset) == 0:
         raise E3D2Error(f"no training sequence is {window} frames long; lower vqvae.data.window")
     model_cfg = dict(_section(config, "vqvae", "model"))
+    if model_cfg.setdefault("fps", float(train.fps)) != float(train.fps):
+        raise E3D2Error(f"config vqvae.model.fps {model_cfg['fps']} differs from the data's {train.fps:g} fps")
     model = model_class("vqvae")(model_cfg)
     _write_config(work, config)
     trainer = _train_model(model, dataset, config, "vqvae", work, options)
@@ -283,9 +285,7 @@ def run_bc(config: dict, run_dir: Path, options: StageOptions) -> Path:
     model_cfg = dict(_section(config, "bc", "model"))
     vq_cfg = vq_bundle["vqvae"]["config"]
     model_cfg.setdefault("music_dim", int(train.music_dim))
-    for key in ("vocab_up", "vocab_down"):   # default: the codebook sizes of the trained memory
-        if key not in model_cfg and "codebook_size" in vq_cfg:
-            model_cfg[key] = int(vq_cfg["codebook_size"])
+    model_cfg.setdefault("vocab", int(vq_cfg["codebook_size"]))   # one vocabulary per half, the codebook size
     del vqvae
     policy = model_class("policy")(model_cfg)
     _write_config(work, config)
