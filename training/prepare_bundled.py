@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ from e3d2_core.training.beat_align import (Alignment, align_events, kinematic_be
                                            nearest_distance, warp_motion)
 from e3d2_core.training.data import Sequence, code_ratio, write_shard  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the shared data folder: $E3D2_SHARED_DATA, else ../shared/data beside the repository
+SHARED = Path(os.environ.get("E3D2_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 HELD_OUT_SONG = "Kevin_MacLeod_-_Vibe_Ace"
 TRIALS = {"test": ("14", "15"), "val": ("13",)}
 MIN_COVERAGE = 0.5          # a pairing must warp at least this fraction of the clip
