@@ -58,9 +58,6 @@ def pair(motion, features: np.ndarray, ratio: int, name: str, mid: str) -> Seque
 def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, kind: str = "bailando",
             mirror: bool = False, progress: bool = True) -> dict:
     """Write ``out/{train,val,test}.npz``; returns {split: {"sequences", "minutes"}}."""
-    from e3d2_core.audio import extract_features
-    from e3d2_core.io import load_motion_file
-
     music_fps = fps / 8.0
     ratio = code_ratio(fps, music_fps)
     ignored = set(read_list(aistpp / "ignore_list.txt"))
@@ -72,6 +69,9 @@ def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, 
             for path, what in ((pkl, "motion file"), (wav, f"music {music_id(name)}")):
                 if not path.is_file():
                     raise E3D2Error(f"sequence {name} of crossmodal_{split}.txt: missing {what}", path=path)
+    from e3d2_core.audio import extract_features
+    from e3d2_core.io import load_motion_file
+
     features: dict[str, np.ndarray] = {}
     report = {}
     for split, names in lists.items():
