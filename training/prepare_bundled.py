@@ -208,7 +208,8 @@ def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = 
                                     "rate_max": round(float(info["alignment"].rates.max()), 3)})
             if mirror and split == "train":
                 m = Motion(seq.poses, seq.trans, fps).mirror()
-                by_split[split].append(Sequence(seq.name + "_mirror", seq.music_id, m.poses, m.trans, seq.music))
+                name = seq.name.replace("@", "_mirror@", 1)
+                by_split[split].append(Sequence(name, seq.music_id, m.poses, m.trans, seq.music))
     for split, sequences in by_split.items():
         if not sequences:
             raise E3D2Error(f"no {split} clip could be paired with its music; nothing written", path=out)
