@@ -8,7 +8,7 @@ import torch
 from e3d2_core.errors import E3D2Error
 from e3d2_core.training import data as shards
 from e3d2_core.training import stages
-from training_fixtures import one_thread, flat_params  # noqa: F401 (one_thread: autouse)
+from training_fixtures import one_thread  # noqa: F401 (an autouse fixture: single-threaded torch)
 
 FPS, MUSIC_FPS = 60.0, 7.5
 
@@ -106,7 +106,8 @@ def test_vqvae_then_bc_stages(tmp_path, data_dir, tiny_models):
         stages.run_stage("bc", config, run, options)
     out = stages.run_stage("vqvae", config, run, options)
     vq = torch.load(out, weights_only=True)
-    assert vq["vqvae"]["config"] == {"codebook_size": 8, "width": 8, "fps": 60.0} and vq["data_note"] == "synthetic test data"
+    assert vq["vqvae"]["config"] == {"codebook_size": 8, "width": 8, "fps": 60.0}
+    assert vq["data_note"] == "synthetic test data"
     assert (run / "vqvae" / "metrics.jsonl").is_file() and (run / "vqvae" / "config.yaml").is_file()
     out = stages.run_stage("bc", config, run, options)
     bc = torch.load(out, weights_only=True)

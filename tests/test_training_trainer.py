@@ -9,7 +9,8 @@ import torch
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.training.trainer import TrainConfig, Trainer, list_checkpoints, lr_factor
-from training_fixtures import one_thread, MotionWindows, TinyMotionAutoencoder, ddp_worker, flat_params  # noqa: F401 (one_thread: autouse)
+from training_fixtures import MotionWindows, TinyMotionAutoencoder, ddp_worker, flat_params
+from training_fixtures import one_thread  # noqa: F401 (an autouse fixture: single-threaded torch)
 
 CONFIG = {"batch_size": 4, "epochs": 3, "optimizer": {"kind": "adam", "lr": 3e-3, "betas": [0.5, 0.999]},
           "schedule": {"kind": "multistep", "milestones": [2], "gamma": 0.1}, "seed": 7,
