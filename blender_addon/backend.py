@@ -76,7 +76,7 @@ class Job:
         while self.final is None:
             for event in self.poll():
                 if event.get("event") == "progress" and on_progress:
-                    on_progress(self.fraction, self.message)
+                    on_progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
             if self.final is None:
                 if deadline is not None and time.monotonic() > deadline:
                     self.cancel()

@@ -72,7 +72,7 @@ def action_name(song: str, seed: int, take: int | None = None, existing=()) -> s
     is shortened (never the seed) and a ``.001``-style suffix avoids a clash, as Blender would, but decided here
     so the name is known before the action exists.
     """
-    stem = re.sub(r"[^\w]+", "_", song, flags=re.UNICODE).strip("_") or "song"
+    stem = re.sub(r"[\W_]+", "_", song).strip("_") or "song"
     tail = f"_{int(seed)}" + (f"_t{take + 1}" if take else "")
     existing = set(existing)
     for n in range(1000):

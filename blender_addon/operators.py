@@ -159,6 +159,10 @@ class _JobOperator:
             except backend.BackendError as err:
                 self.report({"ERROR"}, f"{self.bl_label}: {err}")
                 return {"CANCELLED"}
+            except KeyboardInterrupt:  # Ctrl-C in a headless run: stop the job, change nothing
+                job.cancel()
+                self.report({"WARNING"}, f"{self.bl_label} cancelled; nothing was changed")
+                return {"CANCELLED"}
             return self.job_finished(context, result)
         wm = context.window_manager
         wm.e3d2_running, wm.e3d2_cancel, wm.e3d2_progress, wm.e3d2_status = True, False, 0.0, "starting"

@@ -107,6 +107,25 @@ def rotate_facing(motion, degrees: float):
     return motion.copy(poses=poses, trans=turn.apply(motion.trans.astype("float64")))
 
 
+def default_generator():
+    """``e3d2_core.api.generate``, or the ``module:function`` named by ``$E3D2_SERVE_GENERATOR`` (same signature;
+    a way to serve another generator, and how the tests drive the process without a trained model)."""
+    import importlib
+
+    spec = os.environ.get("E3D2_SERVE_GENERATOR")
+    if spec:
+        module, _, name = spec.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise E3D2Error(f"E3D2_SERVE_GENERATOR={spec!r} is not importable ({err})") from None
+    try:
+        from e3d2_core.api import generate
+    except ImportError:
+        raise E3D2Error("this e3d2 has no generator yet (e3d2_core.api.generate is missing)") from None
+    return generate
+
+
 def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> list[str]:
     """Run a generate request; returns paths of Motion ``.npz`` files (one per take) in a fresh temp folder.
 
@@ -116,10 +135,7 @@ def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> li
     ``generate_fn`` has ``e3d2_core.api.generate``'s signature (the default).
     """
     if generate_fn is None:
-        try:
-            from e3d2_core.api import generate as generate_fn
-        except ImportError:
-            raise E3D2Error("this e3d2 has no generator yet (e3d2_core.api.generate is missing)") from None
+        generate_fn = default_generator()
     audio = _audio_path(request)
     offset = float(request.get("offset") or 0.0)
     seconds = request.get("seconds")
@@ -250,7 +266,7 @@ def handle(request: dict, emit, cancelled, *, generate_fn=None, score_fn=None) -
         else:
             raise E3D2Error(f"unknown op {op!r}")
     except Exception as err:  # every failure becomes one line for the add-on's report
-        if _is_cancel_error(err):
+        if _is_cancel_error(err) or cancelled():  # whatever a generator raises once asked to stop
             emit({"id": job, "event": "cancelled"})
         elif isinstance(err, E3D2Error):
             emit({"id": job, "event": "error", "message": str(err)})
