@@ -235,7 +235,7 @@ def write_dance_action(obj, name: str, bone_names, frames: np.ndarray, quats: np
     actions are never edited: the new one is created and assigned (the previous stays in the file). Pose bones
     are switched to quaternion rotation mode, which is what the keys animate.
     """
-    from blender_addon import compat  # bpy-dependent; imported here so the pure part loads without Blender
+    from . import compat  # bpy-dependent; imported here so the pure part loads without Blender
 
     action, curves = compat.new_action_for(obj, name)
     for b, bone in enumerate(bone_names):
@@ -257,7 +257,7 @@ def read_dance_channels(obj, bone_names, frames: np.ndarray):
 
     Bones without keys keep their rest pose (identity); works for any action, keyed densely or not.
     """
-    from blender_addon import compat
+    from . import compat
 
     curves = {(fc.data_path, fc.array_index): fc for fc in compat.action_fcurves(obj)}
     quats = np.zeros((len(frames), len(bone_names), 4))

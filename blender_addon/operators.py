@@ -413,6 +413,9 @@ def export_fbx(context, obj, filepath: str, preset: str = "BLENDER") -> tuple[in
             secondary_bone_axis="X", **FBX_PRESETS[preset])
         if "FINISHED" not in result:
             raise UserError("the FBX exporter failed")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's private mode is not what a user expects of an export
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -12,7 +12,8 @@ requests, one JSON object per line on stdin::
     {"id": "3", "op": "score", "motion": PATH, "audio": PATH, "offset": S, "checkpoint": PATH|null}
     {"id": "4", "op": "body", "model": PATH, "betas": [..]|null}
     {"id": "2", "op": "cancel"}                     # cancels job "2"
-    {"op": "quit"}
+    {"op": "quit"}                                  # cancels what runs, then exits; at end of input the
+                                                    # process finishes its jobs first (batch use)
 
 events, one JSON object per line on stdout::
 
@@ -25,7 +26,7 @@ events, one JSON object per line on stdout::
     {"id": ID, "event": "error", "message": ONE_LINE}
     {"id": ID, "event": "cancelled"}
 
-One job runs at a time; stdout carries only protocol lines (anything a library prints goes to stderr).
+Each request runs in its own thread (the add-on sends one at a time); stdout carries only protocol lines (anything a library prints goes to stderr).
 """
 from __future__ import annotations
 
@@ -232,12 +233,12 @@ def smpl_body(request: dict) -> str:
         if path.is_file():
             kwargs["ext"] = path.suffix.lstrip(".")
         model = smplx.SMPL(**kwargs)
-        with torch.no_grad():
-            output = model(betas=betas, return_verts=True)
+        with torch.no_grad():  # the rest shape only (no pose): smplx's own blend-shape and regressor data
+            shaped = model.v_template + torch.einsum("vcb,b->vc", model.shapedirs[..., : betas.shape[1]], betas[0])
+            joints = torch.einsum("jv,vc->jc", model.J_regressor, shaped)[:24]
     except Exception as err:  # smplx raises assorted errors for unreadable or foreign files
         raise E3D2Error(f"not a usable SMPL model file ({type(err).__name__}: {err})", path=path) from None
-    vertices = output.vertices[0].double().numpy()
-    joints = output.joints[0, :24].double().numpy()
+    vertices, joints = shaped.double().numpy(), joints.double().numpy()
     # the body's pelvis goes to the origin, as the skeleton's (trans is the pelvis position)
     vertices, joints = vertices - joints[0], joints - joints[0]
     out = Path(request.get("out_dir") or tempfile.mkdtemp(prefix="e3d2_")) / "body.npz"
@@ -298,6 +299,7 @@ def main(stdin=None, stdout=None) -> int:
     emit({"event": "hello", "protocol": PROTOCOL, "e3d2": __version__, "python": platform.python_version(), **info})
 
     jobs: dict = {}  # id -> (thread, cancel event)
+    quitting = False
     for line in stdin:
         line = line.strip()
         if not line:
@@ -311,6 +313,7 @@ def main(stdin=None, stdout=None) -> int:
             continue
         op, job = request.get("op"), request.get("id")
         if op == "quit":
+            quitting = True
             break
         if op == "cancel":
             if job in jobs:
@@ -319,13 +322,12 @@ def main(stdin=None, stdout=None) -> int:
         cancel = threading.Event()
         worker = threading.Thread(target=handle, args=(request, emit, cancel.is_set), daemon=True)
         jobs[job] = (worker, cancel)
-        for other, (thread, _) in list(jobs.items()):
-            if other != job and not thread.is_alive():
-                del jobs[other]
         worker.start()
-    for thread, cancel in jobs.values():  # EOF or quit: stop what is running, let it report, then leave
-        cancel.set()
-        thread.join(timeout=30)
+    # quit: stop what is running; end of input (a piped batch of requests): let it finish
+    for thread, cancel in jobs.values():
+        if quitting:
+            cancel.set()
+        thread.join()
     return 0
 
 

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile
+
 
 from e3d2_core.motion import Motion
 
@@ -15,7 +15,10 @@ SONG = Path(__file__).resolve().parent.parent / "assets" / "music" / "Kevin_MacL
 def procedural_generate(audio, *, seconds=None, seed=0, takes=1, progress=None, cancel=None, in_place=False,
                         fps=30.0, delay=0.0, **_):
     """A deterministic sinusoidal 'dance' as long as the song (or ``seconds``): stands in for api.generate."""
-    length = soundfile.info(str(audio)).duration if seconds is None else seconds
+    import soundfile  # reads the song's header, as a real generator reads the song (broken files fail here)
+
+    duration = soundfile.info(str(audio)).duration
+    length = duration if seconds is None else seconds
     frames = int(length * fps)
     t = np.arange(frames)[:, None, None] / fps
     out = []
@@ -26,10 +29,16 @@ def procedural_generate(audio, *, seconds=None, seed=0, takes=1, progress=None, 
         trans = np.stack([0.3 * np.sin(t[:, 0, 0]), 0.9 + 0.05 * np.sin(3 * t[:, 0, 0]), 0.2 * t[:, 0, 0]], -1)
         motion = Motion(poses, trans, fps, {"model": "procedural", "seed": seed})
         out.append(motion.in_place() if in_place else motion)
-        for step in range(5):
+        steps = max(5, int(delay * 10))  # a slow run still looks at cancel every 0.1 s
+        for step in range(steps):
             if cancel and cancel():
                 raise RuntimeError("procedural generator saw cancel")
-            if progress:
-                progress((take + (step + 1) / 5) / takes, f"take {take + 1}")
-            time.sleep(delay / 5)
+            if progress and step % max(1, steps // 5) == 0:
+                progress((take + (step + 1) / steps) / takes, f"take {take + 1}")
+            time.sleep(delay / steps)
     return out
+
+
+def slow_generate(audio, **kwargs):
+    """The procedural generator taking about 20 s: for cancel tests."""
+    return procedural_generate(audio, delay=20.0, **kwargs)

@@ -172,8 +172,8 @@ def test_fbx_export_reimports_with_24_bones_range_and_joints(tmp_path):
         assert (tmp_path / f"{preset}.fbx").stat().st_size > 10_000
 
 
-def check_fbx(path, motion, first):
-    fresh_scene(fps=24)
+def check_fbx(path, motion, first, fps=24, fps_base=1.0):
+    fresh_scene(fps=fps, fps_base=fps_base)
     bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)  # the importer shifts by +1 frame by default
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     names = [b.name for b in arm.data.bones]
@@ -186,6 +186,29 @@ def check_fbx(path, motion, first):
         bpy.context.scene.frame_set(first + k)
         got = world_joints(arm, smpl_order)
         assert np.abs(got - expected[k]).max() <= 0.01
+
+
+def test_song_file_without_strip_fk_and_fbx_round_trip(tmp_path):
+    """The path 4.2's audio-less bpy can run too: a song file instead of a strip, keys from the scene start."""
+    scene = fresh_scene(fps=30, fps_base=1.001)
+    scene.frame_start = 5
+    scene.e3d2.audio_path, scene.e3d2.length, scene.e3d2.seed = str(SONG), 2.0, 9
+    bpy.ops.e3d2.create_armature()
+    obj = bpy.context.active_object
+    assert bpy.ops.e3d2.generate_dance() == {"FINISHED"}
+    fps = 30 / 1.001
+    request = {"audio": str(SONG), "seconds": 2.0, "fps": fps, "seed": 9}
+    motion = Motion.load(serve.generate_motions(request, lambda *a: None, lambda: False, procedural_generate)[0])
+    action = obj.animation_data.action
+    assert action.name == "dance_Kevin_MacLeod_Vibe_Ace_hq_9" and action["e3d2_frame_start"] == 5
+    assert action["e3d2_frame_end"] == 5 + motion.num_frames - 1 and motion.fps == pytest.approx(fps)
+    expected = to_z_up(motion.joints())
+    for k in (0, 17, motion.num_frames - 1):
+        scene.frame_set(5 + k)
+        assert np.abs(world_joints(obj, default_skeleton().names) - expected[k]).max() <= 1e-3
+    path = tmp_path / "file_song.fbx"
+    assert bpy.ops.e3d2.export_fbx(filepath=str(path)) == {"FINISHED"}
+    check_fbx(path, motion, 5, fps=30, fps_base=1.001)
 
 
 def _actions_snapshot(obj):
