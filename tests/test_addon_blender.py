@@ -107,6 +107,28 @@ def test_create_armature_layout():
     assert joints[15, 2] - joints[0, 2] > 0.4 and abs(joints[15, 1] - joints[0, 1]) < 0.1
 
 
+def test_create_armature_with_an_smpl_model_file(tmp_path):
+    from test_skeleton import write_synthetic_smpl_model
+
+    from blender_addon.properties import preferences
+    from e3d2_core.skeleton import skeleton_from_smpl_model
+
+    fresh_scene()
+    write_synthetic_smpl_model(tmp_path / "SMPL_NEUTRAL.pkl")
+    prefs = preferences()
+    prefs.smpl_model = str(tmp_path / "SMPL_NEUTRAL.pkl")
+    try:
+        assert bpy.ops.e3d2.create_armature() == {"FINISHED"}
+    finally:
+        prefs.smpl_model = ""
+    obj = bpy.context.active_object
+    mesh = next(c for c in obj.children if c.type == "MESH")
+    assert mesh.name.endswith("_smpl") and len(mesh.data.vertices) == 48 and len(mesh.vertex_groups) == 24
+    skeleton = skeleton_from_smpl_model(tmp_path / "SMPL_NEUTRAL.pkl")
+    heads = np.array([list(obj.data.bones[n].head_local) for n in skeleton.names])
+    np.testing.assert_allclose(heads, skeleton.rest_joints(), atol=1e-5)
+
+
 @needs_audio
 def test_generate_keys_follow_fk_and_keep_existing_actions():
     scene = fresh_scene(fps=25)
