@@ -51,14 +51,14 @@ def test_serve_protocol_check_generate_and_errors(procedural_server):
     assert "/nope.ogg: audio file not found" in messages and "unknown op 'dance'" in messages
 
 
-def test_subprocess_backend_job_progress_result_and_cancel(procedural_server):
+def test_subprocess_backend_job_progress_result_and_cancel(procedural_server, monkeypatch):
     python = sys.executable
     job = backend.SubprocessBackend(python).start({"id": "a", "op": "generate", "audio": str(SONG), "seconds": 1.0,
                                                    "fps": 30, "takes": 2})
     seen = []
     result = job.wait(on_progress=lambda f, m: seen.append(m), timeout=120)
     assert len(result["motions"]) == 2 and "take 2" in seen and job.process.wait(10) == 0
-    os.environ["E3D2_SERVE_GENERATOR"] = "addon_support:slow_generate"
+    monkeypatch.setenv("E3D2_SERVE_GENERATOR", "addon_support:slow_generate")
     job = backend.SubprocessBackend(python).start({"id": "b", "op": "generate", "audio": str(SONG), "seconds": 1.0,
                                                    "fps": 30})
     while not job.poll() and job.final is None:  # wait until it really runs
