@@ -64,7 +64,8 @@ BEAT_COLUMN = {"bailando": 53, "compact": 33}
 ONSET_COLUMN = {"bailando": 52, "compact": 32}
 FEATURE_VERSION = 1           # bump when any feature changes: old cache entries are then ignored
 CHUNK_SECONDS = 30.0          # length of one chunk of frame-local work
-MIN_FPS, MAX_FPS = 1.0, 120.0
+MIN_FPS, MAX_FPS = 5.0, 120.0
+MIN_FRAMES = 4                # fewer feature frames break Δ (width 3) and the CQT
 _TEMPOGRAM_WIN = 384
 CHROMA_BINS_PER_OCTAVE = 36   # chroma_cqt's default; its tuning estimate uses the same resolution
 _CQT_FMIN = 32.70319566257483  # librosa's default fmin, C1
@@ -152,7 +153,7 @@ def load_audio(path, *, sr=None, mono=True, max_seconds=MAX_SECONDS) -> tuple[np
         raise E3D2Error(f"sample rate must be positive, got {sr!r}")
     channels = 1 if mono else info.channels
     expected = int(math.ceil(info.frames * sr_out / sr_in))
-    out = np.zeros((expected, channels), dtype=np.float32)
+    out = np.zeros((channels, expected), dtype=np.float32)     # channel-major: out[0] is contiguous
     filled = 0
     stream = None if sr_out == sr_in else soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32",
                                                               quality="HQ")
@@ -160,7 +161,7 @@ def load_audio(path, *, sr=None, mono=True, max_seconds=MAX_SECONDS) -> tuple[np
     def put(block):
         nonlocal filled
         take = min(len(block), expected - filled)
-        out[filled:filled + take] = block[:take]
+        out[:, filled:filled + take] = block[:take].T
         filled += take
 
     read = 0
@@ -186,7 +187,7 @@ def load_audio(path, *, sr=None, mono=True, max_seconds=MAX_SECONDS) -> tuple[np
         raise E3D2Error(f"audio file is truncated or corrupt ({detail})", path=path) from None
     if read < info.frames:
         raise E3D2Error(f"audio file is truncated: {read} of {info.frames} samples decodable", path=path)
-    samples = out[:, 0] if mono else np.ascontiguousarray(out.T)
+    samples = out[0] if mono else out
     return samples, (int(sr_out) if float(sr_out).is_integer() else sr_out)
 
 
@@ -283,17 +284,20 @@ def _tuning_from_peaks(pitch: np.ndarray, mag: np.ndarray) -> float:
     return float(librosa.pitch_tuning(pitch[mag >= threshold], bins_per_octave=CHROMA_BINS_PER_OCTAVE))
 
 
-def _tempogram_into(dest: np.ndarray, onset: np.ndarray, sr: float, chunk_frames: int | None) -> None:
+def _tempogram_into(dest: np.ndarray, onset: np.ndarray, sr: float, chunk_frames: int | None,
+                    padded_from: np.ndarray | None = None) -> None:
     """Write librosa's centred tempogram (win 384) of ``onset`` (T,) into ``dest`` (T, 384), chunk by chunk.
 
     Padding the whole envelope exactly as librosa does (linear ramp, win // 2 each side) and then running
     ``center=False`` on slices gives the same columns as one call, without a (384, T) complex temporary.
+    ``padded_from``: a longer envelope whose first T frames are ``onset`` (the tempogram is of that one).
     """
     import librosa
 
     total = len(onset)
     half = _TEMPOGRAM_WIN // 2
-    padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))
+    source = onset if padded_from is None else padded_from
+    padded = np.pad(source, (half, half), mode="linear_ramp", end_values=(0, 0))
     step = total if not chunk_frames else max(1, int(chunk_frames))
     for start in range(0, total, step):
         stop = min(total, start + step)
@@ -337,9 +341,7 @@ def _assemble(kind: str, parts: dict, onset: np.ndarray, beats: np.ndarray, sr: 
         features[:, 40:52] = parts["chroma"][:, :total].T
         features[:, 52] = onset[:total]
         features[:, 53] = one_hot[:total]
-        tempogram = np.zeros((len(onset), _TEMPOGRAM_WIN), np.float32)
-        _tempogram_into(tempogram, onset, sr, chunk_frames)
-        features[:, 54:] = tempogram[:total]
+        _tempogram_into(features[:, 54:], onset[:total], sr, chunk_frames, padded_from=onset)
     else:
         features[:, 20:32] = parts["chroma"][:, :total].T
         features[:, 32] = onset[:total]
@@ -372,6 +374,8 @@ def compute_features(y: np.ndarray, sr: float, kind: str = "bailando", *, durati
     fps = sr / HOP
     duration = len(y) / sr if duration is None else duration
     total = min(num_frames(duration, fps), 1 + len(y) // HOP)
+    if total < MIN_FRAMES:
+        raise E3D2Error(f"audio too short: {total} frames at {fps:g} fps, at least {MIN_FRAMES} are needed")
     chunk_frames = None if chunk_seconds is None else max(1, int(round(chunk_seconds * fps)))
     y = np.ascontiguousarray(y, dtype=np.float32)
     with warnings.catch_warnings():
@@ -450,7 +454,7 @@ def _read_cache(path: Path | None, audio_hash: str, fps: float, kind: str) -> Mu
         return None
     total = num_frames(duration, fps) if duration > 0 else -1
     if (stored_hash != audio_hash or features.ndim != 2 or features.shape[1] != DIMS[kind]
-            or features.shape[0] not in (total, total - 1) or not np.isfinite(features).all()
+            or features.shape[0] != total or not np.isfinite(features).all()
             or (len(beats) and (beats.min() < 0 or beats.max() >= len(features)))):
         return None
     return MusicFeatures(features, beats, tempo, float(fps), kind, duration, audio_hash)
@@ -482,6 +486,9 @@ def extract_features(audio, *, fps=60.0, kind="bailando", bpm=None, beat_offset=
     fps = float(fps)
     path = _check_file(audio)
     duration = audio_duration(path, max_seconds=max_seconds)   # cheap header checks before hashing/decoding
+    if num_frames(duration, fps) < MIN_FRAMES:
+        raise E3D2Error(f"audio is only {duration:.3f} s long; at least {MIN_FRAMES / fps:.3g} s is needed at "
+                        f"{fps:g} fps", path=path)
     audio_hash = file_sha256(path)
     cache_file = _cache_file(audio_hash, fps, kind) if cache else None
     result = _read_cache(cache_file, audio_hash, fps, kind) if cache else None

@@ -211,6 +211,13 @@ def test_bad_files_are_refused_with_one_line(tmp_path):
     with pytest.raises(E3D2Error, match=r"3\.0 s long, over the maximum of 2 s.*--max-seconds"):
         audio.extract_features(longer, max_seconds=2)
     assert audio.MAX_SECONDS == 1200.0
+    half_second = tmp_path / "half_second.wav"
+    sf.write(half_second, 0.1 * np.random.default_rng(1).standard_normal(4000).astype(np.float32), 8000)
+    assert audio.extract_features(half_second, fps=7.5, cache=False).features.shape == (4, 438)
+    with pytest.raises(E3D2Error, match="at least 0.8 s is needed at 5 fps"):
+        audio.extract_features(half_second, fps=5)
+    with pytest.raises(E3D2Error, match="fps must be between 5 and 120"):
+        audio.extract_features(half_second, fps=2)
 
 
 def test_silence_gives_features_but_no_beats(tmp_path):
