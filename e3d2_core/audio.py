@@ -284,26 +284,42 @@ def _tuning_from_peaks(pitch: np.ndarray, mag: np.ndarray) -> float:
     return float(librosa.pitch_tuning(pitch[mag >= threshold], bins_per_octave=CHROMA_BINS_PER_OCTAVE))
 
 
-def _tempogram_into(dest: np.ndarray, onset: np.ndarray, sr: float, chunk_frames: int | None,
-                    padded_from: np.ndarray | None = None) -> None:
-    """Write librosa's centred tempogram (win 384) of ``onset`` (T,) into ``dest`` (T, 384), chunk by chunk.
+def _tempogram_chunks(onset: np.ndarray, sr: float, win_length: int, chunk_frames: int | None):
+    """Yield ``(start, stop, block)`` with ``block`` (stop - start, win_length) = columns start..stop of librosa's
+    centred tempogram of ``onset`` (T,), transposed.
 
     Padding the whole envelope exactly as librosa does (linear ramp, win // 2 each side) and then running
-    ``center=False`` on slices gives the same columns as one call, without a (384, T) complex temporary.
-    ``padded_from``: a longer envelope whose first T frames are ``onset`` (the tempogram is of that one).
+    ``center=False`` on slices gives the same columns as one call, without a (win, T) complex temporary.
     """
     import librosa
 
     total = len(onset)
-    half = _TEMPOGRAM_WIN // 2
-    source = onset if padded_from is None else padded_from
-    padded = np.pad(source, (half, half), mode="linear_ramp", end_values=(0, 0))
+    half = win_length // 2
+    padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))
     step = total if not chunk_frames else max(1, int(chunk_frames))
     for start in range(0, total, step):
         stop = min(total, start + step)
-        piece = padded[start: stop + _TEMPOGRAM_WIN - 1]
-        dest[start:stop] = librosa.feature.tempogram(onset_envelope=piece, sr=sr, hop_length=HOP,
-                                                     win_length=_TEMPOGRAM_WIN, center=False).T
+        piece = padded[start: stop + win_length - 1]
+        yield start, stop, librosa.feature.tempogram(onset_envelope=piece, sr=sr, hop_length=HOP,
+                                                     win_length=win_length, center=False).T
+
+
+def _track_beats(onset: np.ndarray, sr: float, chunk_frames: int | None) -> tuple[float, np.ndarray]:
+    """``librosa.beat.beat_track(onset_envelope=onset, sr=sr)`` with its global tempo estimate (the time-mean of
+    an 8-s tempogram, ``librosa.feature.tempo``) computed chunk-wise: beat_track's own call would build a
+    (win, T) float64 tempogram of the whole song. Returns (bpm, beat frames); (0, []) without onsets."""
+    import librosa
+
+    if not onset.any():
+        return 0.0, np.zeros(0, np.int64)
+    win_length = int(librosa.time_to_frames(8.0, sr=sr, hop_length=HOP))
+    total = np.zeros(win_length, np.float64)
+    for _, _, block in _tempogram_chunks(onset, sr, win_length, chunk_frames):
+        total += block.sum(axis=0, dtype=np.float64)
+    mean = (total / len(onset)).astype(onset.dtype)[:, None]
+    bpm = librosa.feature.tempo(tg=mean, sr=sr, hop_length=HOP)
+    tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=HOP, bpm=float(bpm[0]))
+    return float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=np.int64)
 
 
 def beat_phase(beat_frames: np.ndarray, total: int) -> np.ndarray:
@@ -341,7 +357,10 @@ def _assemble(kind: str, parts: dict, onset: np.ndarray, beats: np.ndarray, sr: 
         features[:, 40:52] = parts["chroma"][:, :total].T
         features[:, 52] = onset[:total]
         features[:, 53] = one_hot[:total]
-        _tempogram_into(features[:, 54:], onset[:total], sr, chunk_frames, padded_from=onset)
+        tempogram = features[:, 54:]
+        for start, stop, block in _tempogram_chunks(onset, sr, _TEMPOGRAM_WIN, chunk_frames):
+            if start < total:
+                tempogram[start:min(stop, total)] = block[: total - start]
     else:
         features[:, 20:32] = parts["chroma"][:, :total].T
         features[:, 32] = onset[:total]
@@ -385,10 +404,9 @@ def compute_features(y: np.ndarray, sr: float, kind: str = "bailando", *, durati
         # Same as onset_strength(y=percussive, aggregate=median), but with the 80 dB floor taken song-wide.
         onset = librosa.onset.onset_strength(S=librosa.power_to_db(parts["mel_perc"]), sr=sr, hop_length=HOP,
                                              aggregate=np.median).astype(np.float32)
-        tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=HOP)
-    beats = np.asarray(beats, dtype=np.int64)
+        tempo, beats = _track_beats(onset, sr, chunk_frames)
     beats = beats[beats < total]
-    tempo = float(np.atleast_1d(tempo)[0]) if len(beats) else 0.0
+    tempo = tempo if len(beats) else 0.0
     features = _assemble(kind, parts, onset, beats, sr, total, chunk_frames)
     return features, beats, tempo
 
@@ -512,17 +530,20 @@ def music_beats(audio, *, fps=60.0) -> np.ndarray:
     when the audio has no beats (silence, beatless sound): beat alignment is undefined there; use
     ``extract_features(..., bpm=..., beat_offset=...)`` to impose a beat grid instead.
     """
+    beats = tracked_beats(audio, fps=fps)
+    if len(beats) == 0:
+        raise E3D2Error("no music beats found (silent or beatless audio); beats are required here -- "
+                        "give a tempo with --bpm/--beat-offset (bpm=, beat_offset=) instead", path=audio)
+    return beats
+
+
+def tracked_beats(audio, *, fps=60.0, max_seconds=MAX_SECONDS) -> np.ndarray:
+    """Like :func:`music_beats` but returns an empty array for beatless audio instead of raising."""
     _validate_request(fps, "bailando", None, None)
     path = _check_file(audio)
-    result = None
     audio_hash = file_sha256(path)
     for kind in KINDS:
         result = _read_cache(_cache_file(audio_hash, float(fps), kind), audio_hash, float(fps), kind)
         if result is not None:
-            break
-    if result is None:
-        result = extract_features(path, fps=fps, kind="compact")
-    if len(result.beat_frames) == 0:
-        raise E3D2Error("no music beats found (silent or beatless audio); beats are required here -- "
-                        "give a tempo with --bpm/--beat-offset (bpm=, beat_offset=) instead", path=path)
-    return result.beat_frames.copy()
+            return result.beat_frames.copy()
+    return extract_features(path, fps=fps, kind="compact", max_seconds=max_seconds).beat_frames

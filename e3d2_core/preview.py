@@ -237,9 +237,8 @@ def render_preview(motion, output, *, audio=None, fps: float = 30.0, seconds: fl
     beat_times = np.zeros(0)
     audio_path = None
     if audio is not None:
-        result = audio_mod.extract_features(audio, fps=60.0, kind="compact")   # validates the file fully
-        beat_times = result.beat_frames / 60.0
-        audio_path = Path(audio)
+        beat_times = audio_mod.tracked_beats(audio, fps=60.0) / 60.0     # decodes (validates) unless cached
+        audio_path = Path(audio).resolve()
     if size is None:
         size = (960, 540) if suffix == ".mp4" else (640, 360)
     width, height = (int(size[0]) // 2 * 2, int(size[1]) // 2 * 2)          # libx264 needs even sizes

@@ -230,6 +230,7 @@ def test_silence_gives_features_but_no_beats(tmp_path):
     assert np.isfinite(compact.features).all() and not compact.features[:, 33:36].any()
     with pytest.raises(E3D2Error, match="no music beats found.*--bpm"):
         audio.music_beats(silent)
+    assert audio.tracked_beats(silent).shape == (0,)
     forced = audio.extract_features(silent, fps=60, bpm=60)
     np.testing.assert_array_equal(forced.beat_frames, [0, 60, 120])
 

@@ -70,6 +70,10 @@ def test_png_contact_sheet_and_gif(tmp_path):
     motion = swinging_motion(seconds=1.0, fps=30)
     sheet = render_preview(motion, tmp_path / "sheet.png", audio=AMEN, size=(200, 120))
     assert Image.open(sheet).size == (2 * 200, 4 * 120)
+    silence = tmp_path / "silence.wav"
+    __import__("soundfile").write(silence, np.zeros(22050, np.float32), 22050)
+    quiet = render_preview(motion, tmp_path / "quiet.png", audio=silence, size=(200, 120))  # no beats: still fine
+    assert Image.open(quiet).size == (400, 480)
     gif = render_preview(motion, tmp_path / "anim.gif", fps=10, size=(200, 120))
     with Image.open(gif) as image:
         assert image.n_frames == 10 and image.size == (200, 120)
@@ -97,7 +101,8 @@ def test_bad_inputs_fail_cleanly(tmp_path):
     long_motion = Motion(np.zeros((61 * 10, 24, 3)), np.zeros((61 * 10, 3)), 10)
     with pytest.raises(E3D2Error, match="gif preview is limited to 60 s"):
         render_preview(long_motion, tmp_path / "long.gif", fps=10)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "noise.ogg", "other.npz"]  # no temp left
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "cache")
+    assert left == ["m.npz", "noise.ogg", "other.npz"]                 # no temporary file left behind
 
 
 def test_preview_cli(tmp_path, capsys):
