@@ -34,8 +34,9 @@ Long songs
     Frame-local work (STFT, HPSS, CQT, mel spectra, RMS) runs on overlapping chunks of ``CHUNK_SECONDS`` with
     enough margin that interior frames are unaffected; everything with song-wide dependencies (dB reference max,
     the onset envelope's 80 dB floor, ΔMFCC, beat tracking, tempogram) runs on the stitched (n_mels, T)
-    spectra or the 1-d onset envelope, which are small. Audio is decoded and resampled as a stream. So peak
-    memory is the resampled mono signal + the output + one chunk's working set. Chunked and unchunked results
+    spectra or the 1-d onset envelope, which are small; tempograms (the feature's, and the 8-s one behind
+    beat_track's tempo estimate) are built chunk by chunk. Audio is decoded and resampled as a stream. So peak
+    memory is the resampled mono signal and its harmonic part + the output + one chunk's working set. Chunked and unchunked results
     agree to float round-off (tested).
 
 Cache
