@@ -78,10 +78,10 @@ def test_prepare_aistpp_writes_paired_shards(tmp_path):
 @needs_audio
 def test_prepare_aistpp_resamples_to_another_fps(tmp_path):
     root, music = _aistpp(tmp_path / "aist", frames=240)
-    prepare_aistpp.prepare(root, music, tmp_path / "out", fps=30, kind="compact", progress=False)
+    prepare_aistpp.prepare(root, music, tmp_path / "out", fps=40, kind="compact", progress=False)
     train = load_shard(tmp_path / "out" / "train.npz")
-    assert train.fps == 30 and train.music_fps == 3.75
-    assert train.sequences[0].num_frames == 8 * (120 // 8)
+    assert train.fps == 40 and train.music_fps == 5
+    assert train.sequences[0].num_frames == 160 and len(train.sequences[0].music) == 20   # 4 s at 40 fps
 
 
 def test_prepare_aistpp_missing_music_writes_nothing(tmp_path):
