@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("e3d2_core.audio", reason="needs the audio helper's e3d2_core.audio (on main)")
 pytest.importorskip("e3d2_core.models.vqvae", reason="needs the models helper's ChoreographicMemory (on main)")
@@ -80,8 +81,11 @@ def test_train_all_micro_writes_a_loadable_bundle(bundled, tmp_path):
     assert cli_main(args) == 0
     # a real kill: SIGKILL the vqvae stage once its first checkpoint exists, then resume to the same weights
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "e3d2_core.cli", "train", "vqvae", "--config", str(CONFIG), "--run", str(killed),
-           "--data", str(data), "--no-progress"]
+    config = yaml.safe_load(CONFIG.read_text())
+    config["vqvae"]["train"]["checkpoint_every"] = 5        # checkpointing does not change the weights
+    (tmp_path / "micro5.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "e3d2_core.cli", "train", "vqvae", "--config", str(tmp_path / "micro5.yaml"),
+           "--run", str(killed), "--data", str(data), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list((killed / "vqvae" / "checkpoints").glob("step_*.pt")) and proc.poll() is None:
@@ -89,6 +93,7 @@ def test_train_all_micro_writes_a_loadable_bundle(bundled, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert not (killed / "vqvae.pt").exists()                # it really was killed mid-run
     assert cli_main(cmd[3:] + ["--resume"]) == 0
     straight = torch.load(run / "vqvae.pt", weights_only=True)["vqvae"]["state_dict"]
     resumed = torch.load(killed / "vqvae.pt", weights_only=True)["vqvae"]["state_dict"]
