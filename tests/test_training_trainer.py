@@ -93,10 +93,13 @@ def test_resume_with_other_length_is_refused(tmp_path):
 def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):
     straight, _ = _train(tmp_path / "straight")
     _train(tmp_path / "run", kill_at=9)            # checkpoints at 4 and 8
+    half_written = tmp_path / "run" / "checkpoints" / ".step_00000012.pt.abc123.pt"
+    half_written.write_bytes(b"\x80")              # what a kill during a save leaves behind
     newest = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
     newest.write_bytes(newest.read_bytes()[:100])  # e.g. a foreign, truncated copy
     resumed, _ = _train(tmp_path / "run", resume=True)
     assert torch.equal(flat_params(straight), flat_params(resumed))
+    assert not half_written.exists()
 
 
 @pytest.mark.parametrize("bad, message", [

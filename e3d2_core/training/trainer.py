@@ -373,6 +373,9 @@ class Trainer:
         """Train to the end (or continue from the newest checkpoint when ``resume``); return the last logs."""
         seed_everything(self.config.seed)
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main and self.checkpoint_dir.is_dir():
+            for stale in self.checkpoint_dir.glob(".step_*"):   # temporary files of a save that was killed
+                stale.unlink(missing_ok=True)
         if resume:
             state = load_latest_checkpoint(self.checkpoint_dir)
             if state is not None:
