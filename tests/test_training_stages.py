@@ -33,7 +33,7 @@ def data_dir(tmp_path):
 
 
 @pytest.fixture()
-def tiny_models(monkeypatch):
+def contract_models(monkeypatch):
     monkeypatch.setitem(stages.MODEL_CLASSES, "vqvae", "training_fixtures:TinyVQ")
     monkeypatch.setitem(stages.MODEL_CLASSES, "policy", "training_fixtures:TinyPolicy")
 
@@ -99,7 +99,7 @@ def test_code_windows_start_over_the_whole_sequence():
         shards.CodeWindows([up], [down[:-1]], [music], length=30)
 
 
-def test_vqvae_then_bc_stages(tmp_path, data_dir, tiny_models):
+def test_vqvae_then_bc_stages(tmp_path, data_dir, contract_models):
     config, run = _config(data_dir), tmp_path / "run"
     options = stages.StageOptions(progress=False)
     with pytest.raises(E3D2Error, match="needs stage 'vqvae' first"):
@@ -118,7 +118,7 @@ def test_vqvae_then_bc_stages(tmp_path, data_dir, tiny_models):
     assert summary["window_codes"] == 20 and "val" in summary and summary["codes_used_up"] >= 1
 
 
-def test_bc_stage_kill_and_resume_matches_straight_run(tmp_path, data_dir, tiny_models):
+def test_bc_stage_kill_and_resume_matches_straight_run(tmp_path, data_dir, contract_models):
     config = _config(data_dir)
     for run in ("a", "b"):
         stages.run_stage("vqvae", config, tmp_path / run, stages.StageOptions(progress=False))
@@ -136,7 +136,7 @@ def test_bc_stage_kill_and_resume_matches_straight_run(tmp_path, data_dir, tiny_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_stage_config_errors(tmp_path, data_dir, tiny_models):
+def test_stage_config_errors(tmp_path, data_dir, contract_models):
     config = _config(data_dir)
     config["vqvae"]["data"]["window"] = 5000
     with pytest.raises(E3D2Error, match="lower vqvae.data.window"):
