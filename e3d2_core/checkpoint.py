@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import zipfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -70,15 +70,17 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
     if not path.is_file():
         raise E3D2Error("no such checkpoint file", path=path)
     try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # pickle-protocol notices for foreign files
+            bundle = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             raise E3D2Error("checkpoint holds Python objects, not only tensors and plain data; refusing to load it "
                             "(it could run code)", path=path) from None
-        raise E3D2Error(f"corrupt checkpoint ({first})", path=path) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise E3D2Error(f"corrupt checkpoint ({first[:160]})", path=path) from None
+    except Exception as err:  # noqa: BLE001 -- any failure to parse the file means it is damaged
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise E3D2Error(f"corrupt or truncated checkpoint ({type(err).__name__}: {first[:160]})", path=path) from None
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise E3D2Error("not an e3d2 checkpoint bundle", path=path)

@@ -225,7 +225,7 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
             progress(0.85 + 0.15 * at / frames, f"decoding: frame {at}/{frames}")
     motions = []
     for k in range(takes):
-        take_meta = {**(meta or {}), "seed": int(seed), "take": k, "temperature": float(temperature),
+        take_meta = {**(meta or {}), "seed": int(seed), "take": k + 1, "temperature": float(temperature),
                      "top_k": None if top_k is None else int(top_k),
                      "codes_up": up[k].tolist(), "codes_down": down[k].tolist()}
         motion = Motion(poses[k], trans[k], vqvae.fps, take_meta)

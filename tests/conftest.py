@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+# Tiny models are far faster on one thread, and the suite shares 2 cores with other jobs: with two threads each,
+# oversubscribed cores make small ops 10-100x slower (measured).
+torch.set_num_threads(1)
+
 TINY_VQVAE = {"codebook_size": 16, "code_dim": 8, "width": 16, "depth": 2, "decode_chunk": 16}
 TINY_POLICY = {"n_layer": 2, "n_head": 2, "n_embd": 16, "band": 28, "vocab": 16, "music_dim": 438, "dropout": 0.0}
 
