@@ -7,9 +7,10 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
   encoded by the VQ-VAE) or from a neutral standing pose encoded the same way.
 * Sampling: ``temperature`` 0 is greedy (argmax, the paper's); otherwise softmax(logits / T), optionally limited to
   the ``top_k`` best codes, drawn with a seeded ``torch.Generator``. Several takes run batched in one pass.
-* Precision: "fp32", "bf16" (weights and activations in bfloat16; logits compared in float32) or "int8" (dynamic
-  int8 quantisation of every Linear layer, CPU only); "auto" picks bf16 where the hardware runs it natively
-  (CUDA, or CPUs with AVX512-BF16/AMX), otherwise fp32. See docs/models.md for the measured speed and agreement.
+* Precision: "fp32"; "bf16" (policy and VQ-VAE decoder weights and activations in bfloat16; sampling and root
+  integration in float32); "int8" (dynamic int8 quantisation of every Linear layer of the policy, CPU only; the
+  decoder stays float32). "auto" picks bf16 where the hardware runs it natively (CUDA, or CPUs with AVX512-BF16 /
+  AMX), otherwise fp32. See docs/models.md for the measured speed and agreement.
 """
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ def policy_for_inference(policy: DancePolicy, precision: str, device: torch.devi
             warnings.simplefilter("ignore")     # torch.ao's deprecation notice: the API still works
             return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     return model
+
+
+def vqvae_for_inference(vqvae: ChoreographicMemory, precision: str, device: torch.device) -> ChoreographicMemory:
+    """A copy of the VQ-VAE for decoding: bfloat16 convolutions when ``precision`` is "bf16", else float32."""
+    model = copy.deepcopy(vqvae).eval().to(device)
+    return model.to(torch.bfloat16) if precision == "bf16" else model
 
 
 # ---------------------------------------------------------------------------------------------- first codes

@@ -6,7 +6,8 @@ from conftest import synthetic_dance
 from e3d2_core import api, cli
 from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.generation import (generate_motions, neutral_pose, normalise_music, policy_for_inference,
-                                  resolve_device, resolve_precision, seed_codes)
+                                  resolve_device, resolve_precision, seed_codes,
+                                  vqvae_for_inference)
 from e3d2_core.motion import Motion
 
 
@@ -107,7 +108,9 @@ def test_lighter_precision_generation_runs(tiny_models):
     ref = generate_motions(vq, pol, _music(15))[0]
     for precision in ("bf16", "int8"):
         light = policy_for_inference(pol, precision, torch.device("cpu"))
-        out = generate_motions(vq, light, _music(15))[0]
+        decoder = vqvae_for_inference(vq, precision, torch.device("cpu"))
+        out = generate_motions(decoder, light, _music(15))[0]
+        assert np.abs(out.poses - ref.poses).mean() < 0.1
         assert out.num_frames == ref.num_frames
         # outputs stay close: most greedy codes agree with fp32
         agree = np.mean(np.array(out.meta["codes_up"]) == np.array(ref.meta["codes_up"]))

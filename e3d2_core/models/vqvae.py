@@ -249,7 +249,9 @@ class ChoreographicMemory(nn.Module):
 
     # -------------------------------------------------------------- training
     def features(self, poses, trans):
-        """(B,T,24,3), (B,T,3) -> lower (B,T,58), upper (B,T,90) in the model's dtype."""
+        """(B,T,24,3), (B,T,3) -> lower (B,T,58), upper (B,T,90) in float32 (computed in float32 or better)."""
+        if poses.dtype not in (torch.float32, torch.float64):
+            poses, trans = poses.float(), trans.float()
         lower, upper = rep.encode(poses, trans, self.fps)
         return lower.float(), upper.float()
 
@@ -305,8 +307,9 @@ class ChoreographicMemory(nn.Module):
         if pad:
             poses = torch.cat([poses, poses[:, -1:].expand(-1, pad, -1, -1)], 1)
             trans = torch.cat([trans, trans[:, -1:].expand(-1, pad, -1)], 1)
-        device = self.vq_up.codebook.device
-        lower, upper = self.features(poses.to(device), trans.to(device))
+        codebook = self.vq_up.codebook
+        lower, upper = self.features(poses.to(codebook.device), trans.to(codebook.device))
+        lower, upper = lower.to(codebook.dtype), upper.to(codebook.dtype)
         up = self.vq_up.nearest(self.enc_up(upper.transpose(1, 2)).permute(0, 2, 1).reshape(-1, self.config["code_dim"]))
         down = self.vq_down.nearest(self.enc_down(lower[..., : rep.LOWER_POSE_DIM].transpose(1, 2))
                                     .permute(0, 2, 1).reshape(-1, self.config["code_dim"]))
