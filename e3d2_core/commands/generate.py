@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--in-place", action="store_true", help="no root travel on the floor")
     parser.add_argument("--bpm", type=float, help="override the tracked tempo (beats per minute)")
     parser.add_argument("--beat-offset", type=float, help="override the first beat's time (seconds)")
-    parser.add_argument("--preview", help="also render a preview video (.mp4) of the (first) take")
+    parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -51,8 +51,8 @@ def run(args) -> int:
     if output.suffix != ".npz":
         raise E3D2Error("the output must be a .npz Motion file", path=output)
     if args.preview is not None:
-        if Path(args.preview).suffix.lower() != ".mp4":
-            raise E3D2Error("the preview must be an .mp4 file", path=args.preview)
+        if Path(args.preview).suffix.lower() not in (".mp4", ".gif", ".png"):
+            raise E3D2Error("the preview must be an .mp4 (video), .gif or .png file", path=args.preview)
         try:
             from e3d2_core.preview import render_preview
         except ImportError:

@@ -129,10 +129,10 @@ def integrate_root(root: torch.Tensor, fps: float, *, init_xz=None, init_heading
     (default 0, facing +Z).
     """
     batch = root.shape[:-2]
-    psi0 = root.new_zeros(batch) if init_heading is None else torch.as_tensor(init_heading, dtype=root.dtype,
-                                                                                device=root.device).expand(batch)
-    xz0 = root.new_zeros(batch + (2,)) if init_xz is None else torch.as_tensor(init_xz, dtype=root.dtype,
-                                                                                 device=root.device).expand(batch + (2,))
+    like = {"dtype": root.dtype, "device": root.device}
+    psi0 = root.new_zeros(batch) if init_heading is None else torch.as_tensor(init_heading, **like).expand(batch)
+    xz0 = (root.new_zeros(batch + (2,)) if init_xz is None
+           else torch.as_tensor(init_xz, **like).expand(batch + (2,)))
     yaw_steps = root[..., :-1, 3] / fps
     psi = torch.cat([psi0[..., None], psi0[..., None] + torch.cumsum(yaw_steps, -1)], -1)
     vel = torch.stack([root[..., 0], torch.zeros_like(root[..., 0]), root[..., 1]], -1)   # heading frame

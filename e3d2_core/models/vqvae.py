@@ -20,9 +20,9 @@ codes learn to carry the travel information the root decoder needs, and one stag
 training time on a CPU budget. ``root_detach=True`` gives Bailando's separation (codes ignore the root loss).
 
 Loss (per half, averaged over halves as Bailando's ×0.5): L1(x̂, x) + vel·L1(Δx̂, Δx) + acc·L1(Δ²x̂, Δ²x)
-+ commit·‖sg(z_q) − z_e‖²; plus root·(L1(r̂, r) + L1(Δr̂, Δr)) for the root channels, plus FK joint-position
-terms fk·L1(p̂, p) + fk_vel·L1(Δp̂, Δp), p = forward kinematics of the decoded rotations in the body's heading
-frame (pelvis at its height, no travel), in metres.
++ commit·‖sg(z_q) − z_e‖²; plus root·(L1(r̂, r) + L1(Δr̂, Δr)) for the root channels, plus FK
+joint-position terms fk·L1(p̂, p) + fk_vel·L1(Δp̂, Δp), p = forward kinematics of the decoded rotations in the
+body's heading frame (pelvis at its height, no travel), in metres.
 
 Decoding long code sequences runs in chunks of ``decode_chunk`` codes with an overlap equal to the decoder's
 receptive field, so the result equals one-shot decoding and memory is constant in the song's length.
@@ -310,9 +310,10 @@ class ChoreographicMemory(nn.Module):
         codebook = self.vq_up.codebook
         lower, upper = self.features(poses.to(codebook.device), trans.to(codebook.device))
         lower, upper = lower.to(codebook.dtype), upper.to(codebook.dtype)
-        up = self.vq_up.nearest(self.enc_up(upper.transpose(1, 2)).permute(0, 2, 1).reshape(-1, self.config["code_dim"]))
+        dim = self.config["code_dim"]
+        up = self.vq_up.nearest(self.enc_up(upper.transpose(1, 2)).permute(0, 2, 1).reshape(-1, dim))
         down = self.vq_down.nearest(self.enc_down(lower[..., : rep.LOWER_POSE_DIM].transpose(1, 2))
-                                    .permute(0, 2, 1).reshape(-1, self.config["code_dim"]))
+                                    .permute(0, 2, 1).reshape(-1, dim))
         n = poses.shape[1] // self.downsample
         return up.reshape(-1, n), down.reshape(-1, n)
 
