@@ -252,7 +252,8 @@ class ChoreographicMemory(nn.Module):
         """(B,T,24,3), (B,T,3) -> lower (B,T,58), upper (B,T,90) in float32 (computed in float32 or better)."""
         if poses.dtype not in (torch.float32, torch.float64):
             poses, trans = poses.float(), trans.float()
-        lower, upper = rep.encode(poses, trans, self.fps)
+        with torch.autocast(poses.device.type, enabled=False):     # kinematics stay in full precision
+            lower, upper = rep.encode(poses, trans, self.fps)
         return lower.float(), upper.float()
 
     def forward(self, batch: dict):
@@ -292,8 +293,9 @@ class ChoreographicMemory(nn.Module):
             trans = torch.stack([torch.zeros_like(height), height, torch.zeros_like(height)], -1)
             return forward_kinematics_torch(mats, trans, self.skeleton, rotation_matrices=True)
 
-        p_hat = body_frame_joints(low_hat, up_hat, root_hat[..., 2])
-        p = body_frame_joints(low, up, root[..., 2])
+        with torch.autocast(low_hat.device.type, enabled=False):
+            p_hat = body_frame_joints(low_hat.float(), up_hat.float(), root_hat[..., 2].float())
+            p = body_frame_joints(low, up, root[..., 2])
         return (cfg["fk_weight"] * F.l1_loss(p_hat, p)
                 + cfg["fk_vel_weight"] * F.l1_loss(p_hat.diff(dim=1), p.diff(dim=1)))
 
