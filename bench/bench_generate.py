@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--memory-seconds", default="60,600")
     parser.add_argument("--memory-size", default="paper")
     parser.add_argument("--memory-precision", default="bf16" if native_bf16(torch.device("cpu")) else "fp32")
+    parser.add_argument("--checkpoint", help="also measure closeness to fp32 on this trained bundle's policy")
     parser.add_argument("--_child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -169,6 +170,13 @@ def main() -> None:
               "load_average_start": os.getloadavg(), "seconds_per_code": SECONDS_PER_CODE, "sizes": {}}
     for size in [s for s in args.sizes.split(",") if s]:
         report["sizes"][size] = bench_size(size, args.takes)
+    if args.checkpoint:
+        from e3d2_core.checkpoint import build_generator_models, load_bundle
+        _, trained = build_generator_models(load_bundle(args.checkpoint), args.checkpoint)
+        cpu = torch.device("cpu")
+        report["trained_closeness_to_fp32"] = {
+            "checkpoint": args.checkpoint,
+            **{p: closeness(trained, policy_for_inference(trained, p, cpu), steps=100) for p in ("bf16", "int8")}}
     memory = {}
     for seconds in [float(s) for s in args.memory_seconds.split(",") if s]:
         cmd = [sys.executable, __file__, "--_child", str(seconds), "--threads", str(args.threads),
