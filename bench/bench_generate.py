@@ -143,8 +143,8 @@ def memory_child(seconds: float, size: str, precision: str) -> None:
     codes = int(seconds / SECONDS_PER_CODE)
     music = torch.randn(codes, pol.config["music_dim"])
     start = time.perf_counter()
-    motions = generate_motions(vqvae_for_inference(vq, precision, cpu), policy_for_inference(pol, precision, cpu),
-                               music)
+    motions = generate_motions(vqvae_for_inference(vq, precision, cpu, copy_model=False),
+                               policy_for_inference(pol, precision, cpu, copy_model=False), music)
     elapsed = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "frames": motions[0].num_frames, "wall_s": elapsed,
                       "realtime_factor": seconds / elapsed,

@@ -107,8 +107,9 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
     music = gen.normalise_music(rows, music_cfg["mean"], music_cfg["std"])
     check_cancel()
 
-    vqvae = gen.vqvae_for_inference(vqvae, chosen_precision, torch_device)
-    runner = gen.policy_for_inference(policy, chosen_precision, torch_device)
+    vqvae = gen.vqvae_for_inference(vqvae, chosen_precision, torch_device, copy_model=False)
+    runner = gen.policy_for_inference(policy, chosen_precision, torch_device, copy_model=False)
+    del bundle["vqvae"], bundle["policy"]            # the fp32 weights are not needed any more
     card = bundle.get("model_card") if isinstance(bundle.get("model_card"), dict) else {}
     meta = {"model": str(card.get("name", checkpoint_path.stem)), "checkpoint": str(checkpoint_path),
             "checkpoint_sha256": ckpt.file_sha256(checkpoint_path), "audio": str(audio),

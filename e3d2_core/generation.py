@@ -9,8 +9,8 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
   the ``top_k`` best codes, drawn with a seeded ``torch.Generator``. Several takes run batched in one pass.
 * Precision: "fp32"; "bf16" (policy and VQ-VAE decoder weights and activations in bfloat16; sampling and root
   integration in float32); "int8" (dynamic int8 quantisation of every Linear layer of the policy, CPU only; the
-  decoder stays float32). "auto" picks bf16 where the hardware runs it natively (CUDA, or CPUs with AVX512-BF16 /
-  AMX), otherwise fp32. See docs/models.md for the measured speed and agreement.
+  decoder in bf16 where native, else float32). "auto" picks bf16 where the hardware runs it natively (CUDA, or
+  CPUs with AVX512-BF16 / AMX), otherwise fp32. See docs/models.md for the measured speed and agreement.
 """
 from __future__ import annotations
 
@@ -71,23 +71,28 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def policy_for_inference(policy: DancePolicy, precision: str, device: torch.device) -> DancePolicy:
-    """A copy of ``policy`` in eval mode on ``device`` at ``precision`` ("fp32", "bf16" or "int8")."""
-    model = copy.deepcopy(policy).eval().to(device)
+def policy_for_inference(policy: DancePolicy, precision: str, device: torch.device, *,
+                         copy_model: bool = True) -> DancePolicy:
+    """``policy`` in eval mode on ``device`` at ``precision`` ("fp32", "bf16" or "int8"); a copy unless
+    ``copy_model`` is False (then the given model is converted, saving a second set of weights in memory)."""
+    model = (copy.deepcopy(policy) if copy_model else policy).eval().to(device)
     if precision == "bf16":
         return model.to(torch.bfloat16)
     if precision == "int8":
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # torch.ao's deprecation notice: the API still works
-            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
     return model
 
 
-def vqvae_for_inference(vqvae: ChoreographicMemory, precision: str, device: torch.device) -> ChoreographicMemory:
-    """A copy of the VQ-VAE for decoding: bfloat16 convolutions when ``precision`` is "bf16", else float32."""
-    model = copy.deepcopy(vqvae).eval().to(device)
-    return model.to(torch.bfloat16) if precision == "bf16" else model
+def vqvae_for_inference(vqvae: ChoreographicMemory, precision: str, device: torch.device, *,
+                        copy_model: bool = True) -> ChoreographicMemory:
+    """The VQ-VAE for decoding: bfloat16 convolutions for "bf16", and for "int8" where bf16 is native (int8
+    applies to the policy's Linear layers only); float32 otherwise. A copy unless ``copy_model`` is False."""
+    model = (copy.deepcopy(vqvae) if copy_model else vqvae).eval().to(device)
+    use_bf16 = precision == "bf16" or (precision == "int8" and native_bf16(device))
+    return model.to(torch.bfloat16) if use_bf16 else model
 
 
 # ---------------------------------------------------------------------------------------------- first codes
