@@ -7,6 +7,7 @@ against this in ``bench/bench_metrics.py``. Quirks are the reference's (see ``do
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -164,7 +165,9 @@ def loop_normalize(gt, pred):
 def loop_fid(pred, gt):
     mu1, mu2 = np.mean(pred, axis=0), np.mean(gt, axis=0)
     s1, s2 = np.cov(pred, rowvar=False), np.cov(gt, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         eye = np.eye(s1.shape[0]) * 1e-5
         covmean = linalg.sqrtm((s1 + eye).dot(s2 + eye))

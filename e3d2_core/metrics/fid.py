@@ -1,6 +1,8 @@
 """Normalisation, Fréchet distance and diversity of feature sets (Bailando ``utils/metrics_new.py``)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 from scipy.spatial.distance import pdist
@@ -22,6 +24,13 @@ def normalize(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     return (features - mean) / (std + STD_EPS)
 
 
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.sqrtm``; its singular-matrix warning is expected here (40 samples, rank <= 39)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return linalg.sqrtm(matrix)
+
+
 def frechet_distance(pred: np.ndarray, gt: np.ndarray) -> float:
     """FID between two normalised feature sets, (N, D) and (M, D), N, M >= 2.
 
@@ -32,10 +41,10 @@ def frechet_distance(pred: np.ndarray, gt: np.ndarray) -> float:
     mu1, mu2 = pred.mean(axis=0), gt.mean(axis=0)
     sigma1, sigma2 = np.cov(pred, rowvar=False), np.cov(gt, rowvar=False)
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    covmean = _sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * SQRTM_RETRY_EPS
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
     value = diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)
     return float(np.real(value))
 
