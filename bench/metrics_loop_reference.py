@@ -186,6 +186,8 @@ def loop_diversity(feats, max_pairs=None):
             pairs += 1
             if max_pairs is not None and pairs >= max_pairs:
                 return total, pairs
+    if max_pairs is not None:
+        return total, pairs
     return total / ((n * n - n) / 2)
 
 
