@@ -283,6 +283,10 @@ def test_gt_cache_reused_and_invalidated(tmp_path, aist30):
     assert third["fid_k"] != first["fid_k"]
     fixed = evaluate(pred, gt, fps=30, gt_cache=cache, fixed=True)  # other settings: recomputed, labelled
     assert any("changed" in n for n in fixed["notes"]) and fixed["variant"].startswith("fixed")
+    cache.write_bytes(b"not a zip file")
+    again = evaluate(pred, gt, fps=30, gt_cache=cache, fixed=True)
+    assert any("unreadable" in n for n in again["notes"]) and again["fid_k"] == fixed["fid_k"]
+    assert any("loaded from cache" in n for n in evaluate(pred, gt, fps=30, gt_cache=cache, fixed=True)["notes"])
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_open
 
 CACHE_VERSION = 1
-_FIELDS = ("names", "kinetic", "geometric", "div_k_gt", "div_g_gt", "fingerprint", "version")
+_FIELDS = ("names", "kinetic", "geometric", "div_k_gt", "div_g_gt", "fps_assumed", "fingerprint", "version")
 
 
 def folder_fingerprint(files: list[Path], settings: dict) -> str:
@@ -50,6 +50,7 @@ def load(path, fingerprint: str):
                 "geometric": data["geometric"].astype(np.float32),
                 "div_k_gt": float(data["div_k_gt"]),
                 "div_g_gt": float(data["div_g_gt"]),
+                "fps_assumed": int(data["fps_assumed"]),
             }
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         return None, f"GT cache unreadable ({type(err).__name__})"
@@ -66,7 +67,7 @@ def save(path, pool: dict, fingerprint: str) -> None:
     with atomic_open(path) as handle:
         np.savez(handle, names=np.array(pool["names"], dtype=str), kinetic=pool["kinetic"],
                  geometric=pool["geometric"], div_k_gt=np.float64(pool["div_k_gt"]),
-                 div_g_gt=np.float64(pool["div_g_gt"]),
+                 div_g_gt=np.float64(pool["div_g_gt"]), fps_assumed=np.int64(pool.get("fps_assumed", 0)),
                  mean_k=pool["kinetic"].mean(axis=0), std_k=pool["kinetic"].std(axis=0),
                  mean_g=pool["geometric"].mean(axis=0), std_g=pool["geometric"].std(axis=0), fingerprint=np.array(fingerprint),
                  version=np.int64(CACHE_VERSION))

@@ -249,4 +249,7 @@ def load_music_beats(path: Path, fps: float = TARGET_FPS) -> np.ndarray:
     except ImportError:
         raise E3D2Error("beats from audio need e3d2_core.audio, which is not installed here; "
                         "give a .npy of beat frame indices at 60 fps instead", path=path) from None
-    return np.asarray(music_beats(path, fps=fps), dtype=np.int64)
+    try:
+        return np.asarray(music_beats(path, fps=fps), dtype=np.int64)
+    except E3D2Error as err:  # e.g. a song without beats: BAS is undefined for it
+        raise E3D2Error(f"{err} [for BAS, --music may also hold a .npy of beat frame indices at 60 fps]") from None
