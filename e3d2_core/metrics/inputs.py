@@ -1,20 +1,20 @@
-"""Reading the dances to evaluate: folders of Motion ``.npz`` files or joint tracks, resampled to 60 fps.
+"""Reading the dances to evaluate: folders of dance files, as joint positions resampled to 60 fps.
 
-Accepted per file (metres):
+Accepted per file (metres, SMPL joint order):
 
-* ``.npz`` Motion files (``e3d2_core.motion``): forward kinematics after resampling the Motion to 60 fps (slerp);
-* ``.npy`` joint tracks, (T, 72) or (T, 24, 3), Y up, SMPL joint order; they carry no frame rate, so ``fps``
+* ``.npz`` Motion files (``e3d2_core.motion``): the Motion is resampled to 60 fps (slerp), then forward kinematics;
+* ``.npy`` / ``.csv`` joint tracks, (T, 72) or (T, 24, 3), Y up; they carry no frame rate, so ``fps``
   (``--fps``) gives it, else 60 fps is assumed and reported;
+* ``.pkl`` AIST++ motion annotations (SMPL poses, 60 fps; the published GT pool) and ``.bvh`` mocap (retargeted);
 * with ``fmt="bailando"``: Bailando's pickled ``.npy`` dicts ``{'pred_position': (T, 72)}`` (60 fps, Y up);
-* with ``fmt="edge"``: EDGE's ``.pkl`` dicts with ``full_pose`` (T, 24, 3), Z up, 30 fps.
+* with ``fmt="edge"``: EDGE's ``.pkl`` outputs (Z up, 30 fps).
 
-Pickles are read only when ``fmt`` asks for them, through an unpickler that can build nothing but numpy arrays,
-dicts and lists. Joint tracks are resampled linearly to 60 fps on the same time grid as ``Motion.resample``.
+Everything but Motion files is read by :func:`e3d2_core.io.load_joint_track` (pickles through its data-only
+unpickler; Bailando/EDGE pickles only when ``fmt`` names them), without floor shifting. Joint tracks are
+resampled linearly to 60 fps on the same time grid as ``Motion.resample``.
 """
 from __future__ import annotations
 
-import io
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from e3d2_core.errors import E3D2Error
-from e3d2_core.motion import Motion, from_z_up
-from e3d2_core.skeleton import NUM_JOINTS
+from e3d2_core.io import load_joint_track
+from e3d2_core.motion import Motion
 
 TARGET_FPS = 60.0
 FORMATS = ("bailando", "edge")
-BAILANDO_FPS = 60.0
-EDGE_FPS = 30.0
+TRACK_SUFFIXES = (".npz", ".npy", ".csv", ".pkl", ".bvh")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aac", ".opus", ".aiff", ".aif")
 # AIST++ music ids: genre code + digit, e.g. mBR0, mLH4 (sequence names read ..._mBR0_ch02...).
 AIST_MUSIC_ID = re.compile(r"(?:^|_)(m(?:BR|PO|LO|MH|LH|HO|WA|KR|JS|JB)\d)(?:_|$)")
@@ -44,10 +43,6 @@ class Track:
     fps_assumed: bool       # True when the file carries no frame rate and none was given
 
 
-def _suffixes(fmt: str | None) -> tuple[str, ...]:
-    return (".npz", ".npy", ".pkl") if fmt == "edge" else (".npz", ".npy")
-
-
 def list_track_files(folder, fmt: str | None = None) -> list[Path]:
     """Sorted dance files of ``folder`` (hidden files skipped)."""
     folder = Path(folder)
@@ -56,64 +51,49 @@ def list_track_files(folder, fmt: str | None = None) -> list[Path]:
     if not folder.is_dir():
         raise E3D2Error("no such folder", path=folder)
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _suffixes(fmt))
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TRACK_SUFFIXES)
     if not files:
-        kinds = ", ".join(_suffixes(fmt))
-        raise E3D2Error(f"no dance files ({kinds}) in this folder", path=folder)
+        raise E3D2Error(f"no dance files ({', '.join(TRACK_SUFFIXES)}) in this folder", path=folder)
     return files
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Builds numpy arrays, dtypes and scalars (plus plain containers); refuses every other global."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+def _is_pickled_npy(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            return read_header(handle)[2].hasobject
+    except (OSError, ValueError, EOFError):
+        return False  # the joint reader gives the one-line error
 
 
-def _unpickle(data: bytes):
-    return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+def file_format(path: Path, fmt: str | None) -> str | None:
+    """The io format of one file: ``fmt`` applies to its own kind of file (pickled .npy / .pkl); others by suffix.
+
+    So with ``--format bailando`` a folder may still hold plain ``.npy`` tracks or Motion files.
+    """
+    suffix = path.suffix.lower()
+    if fmt == "bailando" and suffix == ".npy" and _is_pickled_npy(path):
+        return "bailando"
+    if fmt == "edge" and suffix == ".pkl":
+        return "edge"
+    return None
 
 
-def _read_pickled_npy(path: Path):
-    """The object inside a pickled ``.npy`` (``np.save`` of a dict), without running arbitrary code."""
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-        if not dtype.hasobject:
-            raise E3D2Error("expected a pickled dict in this .npy", path=path)
-        array = _unpickle(handle.read())
-    if isinstance(array, np.ndarray) and array.dtype.hasobject and array.size == 1:
-        return array.reshape(-1)[0]
-    return array
-
-
-def _positions_from_array(array, path: Path) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.kind not in "fiu":
-        raise E3D2Error(f"joint track must be numeric, got dtype {array.dtype}", path=path)
-    if array.ndim == 2 and array.shape[1] == NUM_JOINTS * 3:
-        array = array.reshape(len(array), NUM_JOINTS, 3)
-    if array.ndim != 3 or array.shape[1:] != (NUM_JOINTS, 3):
-        raise E3D2Error(f"joint track must be (T, 72) or (T, 24, 3), got {array.shape}", path=path)
-    if len(array) == 0:
-        raise E3D2Error("joint track has no frames", path=path)
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).any(axis=(1, 2)).sum())
-        raise E3D2Error(f"joint track has NaN or infinite values in {bad} frame(s)", path=path)
-    return array
+def _load_raw(path: Path, fmt: str | None, fps: float | None):
+    """(joints at the file's rate, that rate, whether the rate was assumed, whether already at 60 fps)."""
+    if path.suffix.lower() == ".npz":
+        motion = Motion.load(path)
+        at_60 = motion.resample(TARGET_FPS) if abs(motion.fps - TARGET_FPS) > 1e-9 else motion
+        return at_60.joints().astype(np.float64), motion.fps, False, True
+    kind = file_format(path, fmt)
+    plain_joints = kind is None and path.suffix.lower() in (".npy", ".csv")
+    # --fps is the rate of files that carry none: it never overrides a file's or a format's own rate
+    joints, source_fps = load_joint_track(path, fmt=kind, fps=fps if plain_joints else None, floor=False)
+    if source_fps is None:
+        return joints, TARGET_FPS, True, False
+    return joints, float(source_fps), False, False
 
 
 def resample_positions(joints: np.ndarray, fps: float, target: float = TARGET_FPS) -> np.ndarray:
@@ -128,49 +108,6 @@ def resample_positions(joints: np.ndarray, fps: float, target: float = TARGET_FP
     hi = np.minimum(lo + 1, count - 1)
     frac = (position - lo)[:, None, None]
     return joints[lo] * (1 - frac) + joints[hi] * frac
-
-
-def _load_raw(path: Path, fmt: str | None, fps: float | None):
-    """(joints at the file's rate, that rate, whether the rate was assumed)."""
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        motion = Motion.load(path)
-        joints = motion.resample(TARGET_FPS).joints() if abs(motion.fps - TARGET_FPS) > 1e-9 else motion.joints()
-        return _positions_from_array(joints, path), motion.fps, False, True
-    if suffix == ".pkl":  # fmt == "edge" (listed only then)
-        try:
-            data = _unpickle(path.read_bytes())
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
-            raise E3D2Error(f"not an EDGE .pkl ({err})", path=path) from None
-        if not isinstance(data, dict) or "full_pose" not in data:
-            raise E3D2Error("EDGE .pkl must be a dict with 'full_pose' (T, 24, 3)", path=path)
-        joints = _positions_from_array(data["full_pose"], path)
-        return from_z_up(joints), (fps or EDGE_FPS), False, False
-    # .npy: a plain track, or with fmt="bailando" a pickled {'pred_position'} dict
-    try:
-        array = np.load(path, allow_pickle=False)
-        plain = True
-    except ValueError as err:
-        if "pickled" not in str(err) and "allow_pickle" not in str(err):
-            raise E3D2Error(f"unreadable .npy ({err})", path=path) from None
-        plain = False
-    except (OSError, EOFError) as err:
-        raise E3D2Error(f"unreadable .npy ({err})", path=path) from None
-    if plain:
-        joints = _positions_from_array(array, path)
-        if fps is None:
-            return joints, TARGET_FPS, True, False
-        return joints, float(fps), False, False
-    if fmt != "bailando":
-        raise E3D2Error("this .npy holds a pickle; pass --format bailando to read Bailando's pickled outputs",
-                        path=path)
-    try:
-        data = _read_pickled_npy(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
-        raise E3D2Error(f"not a Bailando output .npy ({err})", path=path) from None
-    if not isinstance(data, dict) or "pred_position" not in data:
-        raise E3D2Error("Bailando .npy must hold a dict with 'pred_position' (T, 72)", path=path)
-    return _positions_from_array(data["pred_position"], path), (fps or BAILANDO_FPS), False, False
 
 
 def load_track(path, *, fmt: str | None = None, fps: float | None = None) -> Track:
