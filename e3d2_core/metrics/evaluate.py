@@ -133,6 +133,11 @@ def evaluate_folders(pred, gt, *, music=None, fps=None, crop=1200, gt_cache_path
     pool = _gt_pool(gt, fmt=fmt, fps=fps, fixed=fixed, cache_path=gt_cache_path, notes=notes)
     result = feature_metrics(pred_k, pred_g, pool["kinetic"], pool["geometric"],
                              div_gt=(pool["div_k_gt"], pool["div_g_gt"]))
+    for name, gt_feats in (("kinetic", pool["kinetic"]), ("geometric", pool["geometric"])):
+        constant = int((gt_feats.std(axis=0) == 0).sum())
+        if constant:
+            notes.append(f"{constant} {name} feature(s) are constant over the GT pool: the reference's z-score by "
+                         f"std + 1e-10 blows their differences up (FID/Div meaningless; use a larger pool)")
 
     result["bas"] = None
     if music_files is not None:
