@@ -90,18 +90,21 @@ def _gt_pool(gt_folder, *, fmt, fps, fixed, cache_path, notes: list[str]) -> dic
             notes.append(f"{reason}: {cache_path}")
             return pool
         notes.append(f"{reason}; computing GT features and writing {cache_path}")
-    tracks = [inputs.load_track(path, fmt=fmt, fps=fps) for path in files]
-    joints = []
-    for track in tracks:
-        _check_length(track, track.joints, "ground-truth dance")
-        joints.append(inputs.root_relative(track.joints))
-    if len(joints) < 2:
+    if len(files) < 2:
         raise E3D2Error("the ground-truth folder needs at least two dances (FID and diversity compare sets)",
                         path=gt_folder)
-    kinetic, geometric = pool_features(joints, fixed=fixed)
+    kinetic, geometric, assumed = [], [], 0
+    for path in files:  # one file at a time: the full AIST++ pool is ~1M frames
+        track = inputs.load_track(path, fmt=fmt, fps=fps)
+        _check_length(track, track.joints, "ground-truth dance")
+        k, g = track_features(inputs.root_relative(track.joints), fixed=fixed)
+        kinetic.append(k)
+        geometric.append(g)
+        assumed += track.fps_assumed
+    kinetic, geometric = np.stack(kinetic), np.stack(geometric)
     div_k_gt, div_g_gt = gt_diversities(kinetic, geometric)
-    pool = {"names": [t.name for t in tracks], "kinetic": kinetic, "geometric": geometric,
-            "div_k_gt": div_k_gt, "div_g_gt": div_g_gt, "fps_assumed": sum(t.fps_assumed for t in tracks)}
+    pool = {"names": [p.stem for p in files], "kinetic": kinetic, "geometric": geometric,
+            "div_k_gt": div_k_gt, "div_g_gt": div_g_gt, "fps_assumed": assumed}
     if cache_path is not None:
         gt_cache.save(cache_path, pool, fingerprint)
     return pool
