@@ -331,3 +331,33 @@ def test_cli_json_table_and_errors(tmp_path, aist30, evaluate_cli, capsys):
     assert evaluate_cli(["evaluate", "--pred", str(tmp_path / "nope"), "--gt", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no such folder" in err
+
+
+# ---------------------------------------------------------------------------------------- audio beats
+def test_bas_from_audio_files(tmp_path, aist30, aist60, monkeypatch):
+    """--music with real audio (the CC0 amen loop tiled to 5 s): beats via e3d2_core.audio.music_beats."""
+    import soundfile
+
+    from e3d2_core.audio import music_beats
+
+    monkeypatch.setenv("E3D2_CACHE", str(tmp_path / "cache"))
+    samples, rate = soundfile.read(Path(__file__).parent / "data" / "loop_amen.flac")
+    music = tmp_path / "music"
+    music.mkdir()
+    song = music / "mBR0.wav"  # matched by AIST++ music id; the others by stem
+    soundfile.write(song, np.concatenate([samples] * 3), rate)
+    for name in sorted(aist30)[2:]:
+        (music / f"{name}.wav").write_bytes(song.read_bytes())
+    pred = write_tracks(tmp_path / "pred", aist30)
+    result = evaluate(pred, pred, music=music, fps=30)
+    beats = music_beats(song, fps=60)
+    assert len(beats) >= 4
+    expected = np.mean([beat_align_score(beats[beats < len(t) - 1], motion_beats(t)) for t in aist60.values()])
+    assert result["bas"] == pytest.approx(expected, rel=1e-12) and 0 < result["bas"] < 1
+
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    for name in aist30:
+        soundfile.write(silent / f"{name}.wav", np.zeros(rate * 5), rate)
+    with pytest.raises(E3D2Error, match="no music beats.*\\.npy of beat frame indices"):
+        evaluate(pred, pred, music=silent, fps=30)
