@@ -311,7 +311,8 @@ def test_gt_cache_reused_and_invalidated(tmp_path, aist30):
 
 @pytest.fixture
 def evaluate_cli(monkeypatch):
-    monkeypatch.setattr(cli, "COMMANDS", {"evaluate": "e3d2_core.commands.evaluate"})
+    assert cli.COMMANDS["evaluate"] == "e3d2_core.commands.evaluate"
+    monkeypatch.setattr(cli, "COMMANDS", {"evaluate": cli.COMMANDS["evaluate"]})  # only this command's imports
     return cli.main
 
 
