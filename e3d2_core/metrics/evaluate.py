@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from e3d2_core.errors import E3D2Error
