@@ -19,6 +19,7 @@ COMMANDS = {
     "features": "e3d2_core.commands.features",
     "preview": "e3d2_core.commands.preview",
     "generate": "e3d2_core.commands.generate",
+    "evaluate": "e3d2_core.commands.evaluate",
 }
 
 
