@@ -39,8 +39,10 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
     Args:
         audio: path of an audio file (anything ``e3d2_core.audio`` reads), up to ``audio.MAX_SECONDS`` long.
         seconds: dance only the first ``seconds`` of the song (default: all of it).
-        seed: random seed (used when temperature > 0); the same inputs and seed give the same dance.
-        takes: how many dances, generated together in one batched pass (needs temperature > 0).
+        seed: random seed: picks the first pose (seed 0: a neutral pose; see generation.seed_codes) and the
+            samples when temperature > 0; the same inputs and seed give the same dance.
+        takes: how many dances, generated together in one batched pass (each starts from its own pose; with a
+            seed motion they share the start, so they need temperature > 0).
         temperature: 0 = greedy decoding (the paper's); > 0 samples softmax(logits / temperature).
         top_k: with temperature > 0, sample only among the k most likely codes.
         seed_motion: a Motion (or .npz path) whose first window gives the first pose; default a neutral pose.
@@ -72,9 +74,6 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
         raise E3D2Error(f"takes must be a whole number ≥ 1, got {takes!r}")
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
         raise E3D2Error(f"temperature must be a number ≥ 0, got {temperature!r}")
-    if takes > 1 and temperature == 0:
-        raise E3D2Error("several takes need a temperature above 0: greedy decoding (temperature 0) gives "
-                        "identical takes")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise E3D2Error(f"top_k must be a whole number ≥ 1, got {top_k!r}")
     if seconds is not None and (not isinstance(seconds, (int, float)) or not seconds > 0):

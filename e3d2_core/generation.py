@@ -4,7 +4,8 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
 
 * Step i feeds (music frame i+1, up code i, down code i) and samples code i+1 (SPEC §4's alignment), so N music
   frames at the code rate give N codes and 8N motion frames. Code 0 comes from the seed motion (its first window
-  encoded by the VQ-VAE) or from a neutral standing pose encoded the same way.
+  encoded by the VQ-VAE), from a neutral standing pose encoded the same way (seed 0, take 1), or from a seeded
+  draw of a commonly used code pair (other seeds and takes), see :func:`seed_codes`.
 * Sampling: ``temperature`` 0 is greedy (argmax, the paper's); otherwise softmax(logits / T), optionally limited to
   the ``top_k`` best codes, drawn with a seeded ``torch.Generator``. Several takes run batched in one pass.
 * Precision: "fp32"; "bf16" (policy and VQ-VAE decoder weights and activations in bfloat16; sampling and root
@@ -110,12 +111,18 @@ def neutral_pose(num_frames: int = 8, fps: float = 60.0) -> Motion:
     return Motion(poses, trans, fps, {"source": "neutral pose"})
 
 
-def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: int):
+def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: int, seed: int = 0):
     """First codes and where the dance starts.
 
-    Returns (up0 (takes,), down0 (takes,), init_trans (3,), init_heading float). The seed motion is resampled to
-    the model's fps; its first window (up to 30 codes, Bailando's 240 frames) is encoded and its first code used;
-    the dance continues from the seed's first floor position and heading. Without a seed: the neutral pose.
+    Returns (up0 (takes,), down0 (takes,), init_trans (3,), init_heading float).
+
+    * With a seed motion (resampled to the model's fps): its first window (up to 30 codes, Bailando's 240 frames)
+      is encoded and its first code pair starts every take; the dance continues from the seed's first floor
+      position and heading.
+    * Without one: take 1 of seed 0 starts from a neutral standing pose encoded by the VQ-VAE (the default,
+      deterministic dance); every other take, and every take of another seed, starts from a code pair drawn
+      (seeded) in proportion to each codebook's EMA usage, i.e. a pose the training data used. So the seed and
+      the take choose different dances even with greedy decoding. The dance starts at the origin facing +Z.
     """
     from e3d2_core.models import representation as rep
 
@@ -127,8 +134,14 @@ def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: in
     trans = torch.from_numpy(motion.trans[None, :window])
     up, down = vqvae.encode(poses, trans)
     heading = float(rep.heading(rep.rotations.axis_angle_to_matrix(poses[0, 0, 0].double())))
-    return (up[:, 0].cpu().expand(takes).clone(), down[:, 0].cpu().expand(takes).clone(),
-            trans[0, 0].clone(), heading)
+    up0, down0 = up[:, 0].cpu().expand(takes).clone(), down[:, 0].cpu().expand(takes).clone()
+    if seed_motion is None:
+        drawn = torch.Generator().manual_seed(int(seed))
+        first = 1 if int(seed) == 0 else 0
+        for codes, codebook in ((up0, vqvae.vq_up), (down0, vqvae.vq_down)):
+            usage = codebook.ema_count.detach().float().cpu().clamp_min(0) + 1e-6
+            codes[first:] = torch.multinomial(usage, takes, replacement=True, generator=drawn)[first:]
+    return up0, down0, trans[0, 0].clone(), heading
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -201,9 +214,9 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
     """
     if takes < 1:
         raise E3D2Error(f"takes must be at least 1, got {takes}")
-    if takes > 1 and temperature <= 0:
-        raise E3D2Error("several takes need a temperature above 0: greedy decoding (temperature 0) gives "
-                        "identical takes")
+    if takes > 1 and temperature <= 0 and seed_motion is not None:
+        raise E3D2Error("several takes from one seed motion need a temperature above 0: greedy decoding "
+                        "(temperature 0) from the same start gives identical takes")
     if temperature < 0 or not math.isfinite(temperature):
         raise E3D2Error(f"temperature must be ≥ 0, got {temperature}")
     if top_k is not None and not (1 <= int(top_k)):
@@ -213,7 +226,7 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
         step = vqvae.downsample / vqvae.fps
         raise E3D2Error(f"the song is too short: it gives {n} code step(s) of {step:.3f} s, at least 2 are needed")
     generator = torch.Generator().manual_seed(int(seed))
-    up0, down0, init_trans, init_heading = seed_codes(vqvae, seed_motion, takes)
+    up0, down0, init_trans, init_heading = seed_codes(vqvae, seed_motion, takes, seed)
 
     def dance_progress(fraction, message):
         if progress is not None:

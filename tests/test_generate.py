@@ -19,7 +19,7 @@ def test_greedy_generation_is_deterministic_and_has_the_right_length(tiny_models
     vq, pol = tiny_models
     music = _music(20)
     a = generate_motions(vq, pol, music, meta={"model": "tiny"})
-    b = generate_motions(vq, pol, music, seed=123)            # the seed does not matter when greedy
+    b = generate_motions(vq, pol, music)
     assert len(a) == 1 and a[0].num_frames == 160 and a[0].fps == 60.0
     assert np.array_equal(a[0].poses, b[0].poses) and np.array_equal(a[0].trans, b[0].trans)
     meta = a[0].meta
@@ -39,6 +39,28 @@ def test_sampling_is_seeded_and_takes_differ(tiny_models):
     assert [m.meta["codes_up"] for m in a] != [m.meta["codes_up"] for m in c]
     assert a[0].meta["codes_up"] != a[1].meta["codes_up"]
     assert [m.meta["take"] for m in a] == [1, 2, 3]
+
+
+def test_greedy_seeds_and_takes_start_from_different_poses(tiny_models):
+    vq, pol = tiny_models
+    music = _music(12)
+    starts = {tuple(m.meta["codes_up"][:1] + m.meta["codes_down"][:1])
+              for seed in range(1, 6) for m in [generate_motions(vq, pol, music, seed=seed)[0]]}
+    assert len(starts) > 1                                   # the seed picks the first pose
+    again = generate_motions(vq, pol, music, seed=3)[0]
+    assert again.meta["codes_up"] == generate_motions(vq, pol, music, seed=3)[0].meta["codes_up"]
+    takes = generate_motions(vq, pol, music, takes=4, seed=0)
+    first = generate_motions(vq, pol, music, seed=0)[0]
+    assert takes[0].meta["codes_up"] == first.meta["codes_up"]     # take 1 of seed 0: the neutral pose
+    assert len({tuple(t.meta["codes_up"]) + tuple(t.meta["codes_down"]) for t in takes}) > 1
+    # the start codes follow the codebook usage: never a code the EMA considers unused
+    import copy
+    sparse = copy.deepcopy(vq)
+    with torch.no_grad():
+        sparse.vq_up.ema_count.zero_()
+        sparse.vq_up.ema_count[[2, 5]] = 50.0
+    up0, down0, _, _ = seed_codes(sparse, None, 64, seed=9)
+    assert set(up0[1:].tolist()) == {2, 5} and len(set(down0.tolist())) > 2
 
 
 def test_top_k_one_is_greedy(tiny_models):
@@ -90,8 +112,9 @@ def test_bad_requests(tiny_models):
     vq, pol = tiny_models
     with pytest.raises(E3D2Error, match="too short"):
         generate_motions(vq, pol, _music(1))
-    with pytest.raises(E3D2Error, match="several takes need a temperature"):
-        generate_motions(vq, pol, _music(5), takes=2)
+    poses, trans = synthetic_dance(1, 16)
+    with pytest.raises(E3D2Error, match="several takes from one seed motion need a temperature"):
+        generate_motions(vq, pol, _music(5), takes=2, seed_motion=Motion(poses[0], trans[0], 60.0))
     with pytest.raises(E3D2Error, match="unknown device 'tpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
@@ -128,8 +151,8 @@ def test_api_errors_before_any_work(tmp_path, tiny_bundle_path):
         api.generate("song.ogg", checkpoint=tmp_path / "missing.pt")
     with pytest.raises(E3D2Error, match="unknown device"):
         api.generate("song.ogg", checkpoint=tiny_bundle_path, device="gpu7")
-    with pytest.raises(E3D2Error, match="several takes"):
-        api.generate("song.ogg", checkpoint=tiny_bundle_path, takes=3)
+    with pytest.raises(E3D2Error, match="takes must be"):
+        api.generate("song.ogg", checkpoint=tiny_bundle_path, takes=0)
     with pytest.raises(E3D2Error, match="seconds"):
         api.generate("song.ogg", checkpoint=tiny_bundle_path, seconds=0)
 
