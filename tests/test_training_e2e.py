@@ -74,6 +74,11 @@ def test_train_all_micro_writes_a_loadable_bundle(bundled, tmp_path):
     assert policy.config["vocab"] == vqvae.config["codebook_size"] == 32
     assert bundle["music"]["kind"] == "compact" and bundle["music"]["fps"] == 7.5
     assert "CMU Graphics Lab" in bundle["data_note"]
+    # the trained bundle drives generation (data -> stages -> bundle -> dance)
+    from e3d2_core.api import generate
+    song = prepare_bundled.SHARED / "loops" / "loop_amen_full.flac"
+    dance = generate(song, seconds=2.0, checkpoint=run / "model.pt", device="cpu")
+    assert dance.fps == 60 and dance.num_frames >= 96
     for stage in ("vqvae", "bc"):
         lines = (run / stage / "metrics.jsonl").read_text().splitlines()
         assert json.loads(lines[-1])["step"] == 40 and "val" in json.loads((run / stage / "summary.json").read_text())
