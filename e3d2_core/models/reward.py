@@ -7,7 +7,8 @@ Per code step (``frames_per_step`` = 8 frames at the model's ``fps``) the motion
 :func:`step_features`: root-relative joint positions and joint velocities expressed in the body's heading frame
 (so the reward does not depend on where the dancer stands or faces), the root velocity in that frame, root height,
 mean joint speeds and accelerations, and the per-frame mean speed (the motion-beat signal, kept at frame
-resolution so beat timing inside a step stays visible). The music comes in at the code rate.
+resolution so beat timing inside a step stays visible) and the step's peak speed and acceleration (a one-frame pop
+or seam would vanish in a mean). The music comes in at the code rate.
 
 The network is a *causal* dilated temporal convolution over steps: ``r_t`` depends on steps ``t - C + 1 .. t``
 only (C = :attr:`RewardModel.context_steps`). Causal and of finite context was chosen because (1) a snippet's
@@ -24,7 +25,8 @@ from torch.nn import functional as F
 
 LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
 NUM_JOINTS = 24
-MOTION_DIM_BASE = 72 + 72 + 24 + 24 + 1  # rel. positions, velocities, speeds, accelerations, root height
+# rel. positions, velocities, speeds, accelerations, root height, per-step peak speed and peak acceleration
+MOTION_DIM_BASE = 72 + 72 + 24 + 24 + 1 + 2
 
 DEFAULT_CONFIG = {
     "fps": 60.0,             # model frame rate; other motion is resampled to it
@@ -88,7 +90,9 @@ def step_features(joints: torch.Tensor, fps: float, frames_per_step: int = 8) ->
     per_frame = torch.cat([rel.flatten(2), vel.flatten(2), speed, acc, height], -1)  # (B,T,193)
     per_frame = per_frame[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step, -1)
     beat_signal = speed.mean(-1)[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step)
-    return torch.cat([per_frame.mean(2), beat_signal], -1)
+    # peaks inside a step: a pop or a seam lasts one frame and would vanish in the step mean
+    peak_acc = acc.mean(-1)[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step).amax(-1, True)
+    return torch.cat([per_frame.mean(2), beat_signal.amax(-1, True), peak_acc, beat_signal], -1)
 
 
 class CausalConvBlock(nn.Module):
