@@ -67,9 +67,18 @@ class Motion:
         """Seconds covered, counting each frame as 1/fps long."""
         return self.num_frames / self.fps
 
+    @property
+    def skeleton(self) -> Skeleton:
+        """The skeleton this motion was made for: ``meta["skeleton"]`` when present, else the bundled one."""
+        data = self.meta.get("skeleton")
+        return Skeleton.from_dict(data) if isinstance(data, dict) else default_skeleton()
+
     def joints(self, skeleton: Skeleton | None = None) -> np.ndarray:
-        """(T, 24, 3) float32 joint positions in metres (Y up) by forward kinematics."""
-        return forward_kinematics(self.poses, self.trans, skeleton).astype(np.float32)
+        """(T, 24, 3) float32 joint positions in metres (Y up) by forward kinematics.
+
+        Uses ``skeleton`` if given, else the motion's own (:attr:`skeleton`).
+        """
+        return forward_kinematics(self.poses, self.trans, skeleton or self.skeleton).astype(np.float32)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> Path:

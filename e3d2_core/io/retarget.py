@@ -1,0 +1,174 @@
+"""Retarget a BVH skeleton (e.g. CMU's) onto the SMPL skeleton.
+
+1. Forward kinematics of the file's own skeleton gives world positions and rotations of its joints.
+2. A name map says where each SMPL joint's target lies on that skeleton (a joint, an End Site, or a point
+   between two joints) and which of its joints lends each SMPL joint its twist (its world rotation).
+3. All positions are scaled by the leg-length ratio (SMPL hip-to-ankle over the file's, rest pose), which makes
+   the root translation SMPL-sized, so the stance foot does not slide.
+4. Inverse kinematics (:mod:`e3d2_core.io.ik`) on the SMPL skeleton, with the file's root rotation as the
+   pelvis's world rotation: bone directions follow the mocap, bone lengths stay SMPL's.
+
+Both rest poses must be T-poses facing +Z with Y up (true of the CMU files and of SMPL); this is checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from e3d2_core.errors import E3D2Error
+from e3d2_core.io.bvh import Bvh, bvh_forward_kinematics, bvh_rest_positions
+from e3d2_core.io.ik import inverse_kinematics
+from e3d2_core.skeleton import Skeleton, default_skeleton
+
+# A target spec is a joint name, "<joint>/end" (that joint's End Site), ("lerp", a, b, t) = a + t (b - a),
+# or a list of alternatives (the first one the file has).
+# CMU's BVH release used for the salsa files (hip, abdomen, chest, lThigh, lShin, lFoot, lShldr, ...).
+CMU = {
+    "name": "CMU",
+    "targets": {
+        "pelvis": "hip", "left_hip": "lThigh", "right_hip": "rThigh", "spine1": "abdomen",
+        "left_knee": "lShin", "right_knee": "rShin", "spine2": "chest", "left_ankle": "lFoot",
+        "right_ankle": "rFoot",
+        # SMPL has three spine joints where CMU has two: spine3 sits a fifth of the way from chest to neck
+        # (SMPL's own spine2-spine3 : spine3-neck proportion).
+        "spine3": ("lerp", "chest", "neck", 0.2),
+        "left_foot": "lFoot/end", "right_foot": "rFoot/end", "neck": "neck",
+        "left_collar": "lCollar", "right_collar": "rCollar",
+        # SMPL's head joint is mid-skull; CMU's "head" is the skull base, its eyes are nearer SMPL's head.
+        "head": [("lerp", "leftEye", "rightEye", 0.5), "head"],
+        "left_shoulder": "lShldr", "right_shoulder": "rShldr", "left_elbow": "lForeArm",
+        "right_elbow": "rForeArm", "left_wrist": "lHand", "right_wrist": "rHand",
+        "left_hand": ["lMid1", "lHand/end"], "right_hand": ["rMid1", "rHand/end"],
+    },
+    "twist": {
+        "pelvis": "hip", "left_hip": "lThigh", "right_hip": "rThigh", "spine1": "abdomen", "left_knee": "lShin",
+        "right_knee": "rShin", "spine2": "chest", "left_ankle": "lFoot", "right_ankle": "rFoot",
+        "spine3": "chest", "left_foot": "lFoot", "right_foot": "rFoot", "neck": "neck", "left_collar": "lCollar",
+        "right_collar": "rCollar", "head": "head", "left_shoulder": "lShldr", "right_shoulder": "rShldr",
+        "left_elbow": "lForeArm", "right_elbow": "rForeArm", "left_wrist": "lHand", "right_wrist": "rHand",
+        "left_hand": "lHand", "right_hand": "rHand",
+    },
+}
+
+_SMPL_NAMES = default_skeleton().names
+# BVH files written from an SMPL rig: our names (pelvis, left_hip, ...) or SMPL's own (Pelvis, L_Hip, ...).
+SMPL_SNAKE = {"name": "SMPL", "targets": {n: n for n in _SMPL_NAMES}, "twist": {n: n for n in _SMPL_NAMES}}
+_SMPL_CAPS = ("Pelvis", "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2", "L_Ankle", "R_Ankle", "Spine3",
+              "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder", "R_Shoulder", "L_Elbow",
+              "R_Elbow", "L_Wrist", "R_Wrist", "L_Hand", "R_Hand")
+SMPL_SHORT = {"name": "SMPL (L_Hip style)", "targets": dict(zip(_SMPL_NAMES, _SMPL_CAPS)),
+              "twist": dict(zip(_SMPL_NAMES, _SMPL_CAPS))}
+
+SKELETON_MAPS = (CMU, SMPL_SNAKE, SMPL_SHORT)
+_LEFT_RIGHT_HIPS = (1, 2)
+_ANKLES = (7, 8)
+
+
+def retarget_bvh(bvh: Bvh, skeleton: Skeleton | None = None, *, up: str = "y"):
+    """SMPL poses and root translation that dance ``bvh``'s motion on ``skeleton``.
+
+    Returns:
+        poses (F, 24, 3) axis-angle, trans (F, 3) metres (before floor placement), and a dict of facts
+        (``skeleton_map``, ``leg_scale``).
+    """
+    skeleton = skeleton or default_skeleton()
+    mapping, names = _choose_map(bvh)
+    up_rotation = _up_rotation(up)
+
+    rest, rest_ends = bvh_rest_positions(bvh)
+    rest_targets = _targets(mapping, names, rest[None], {k: v[None] for k, v in rest_ends.items()})[0]
+    rest_targets = rest_targets @ up_rotation.T
+    _check_rest_pose(rest_targets, bvh)
+    scale = _leg_length(skeleton.rest_joints()) / _leg_length(rest_targets)
+
+    positions, world, ends = bvh_forward_kinematics(bvh)
+    targets = _targets(mapping, names, positions, ends) @ up_rotation.T * scale
+    # World rotations in the Y-up frame: U R U^T (both rest frames are the identity there).
+    twist = {j: up_rotation @ world[:, names[_plain(mapping["twist"][smpl_name])]] @ up_rotation.T
+             for j, smpl_name in enumerate(skeleton.names)}
+    poses, trans = inverse_kinematics(targets, skeleton, root_rotation=twist[0], reference_rotations=twist)
+    return poses, trans, {"skeleton_map": mapping["name"], "leg_scale": float(scale)}
+
+
+def _choose_map(bvh: Bvh):
+    """The first skeleton map whose joints the file has; otherwise an error naming what is missing."""
+    names = {_plain(joint.name): i for i, joint in enumerate(bvh.joints)}
+    best = None
+    for mapping in SKELETON_MAPS:
+        missing = sorted({_first_missing(spec, names) for spec in mapping["targets"].values()} - {None}
+                         | {n for n in mapping["twist"].values() if _plain(n) not in names})
+        if not missing:
+            return mapping, names
+        if best is None or len(missing) < len(best[1]):
+            best = (mapping, missing)
+    mapping, missing = best
+    raise E3D2Error(f"unknown BVH skeleton: no mapping to SMPL (closest: {mapping['name']}, missing joints "
+                    f"{', '.join(missing)})", path=bvh.path)
+
+
+def _plain(name: str) -> str:
+    """Joint names compare without case or a namespace prefix ("mixamorig:Hips" -> "hips")."""
+    return name.rsplit(":", 1)[-1].lower()
+
+
+def _first_missing(spec, names):
+    """None when ``spec`` (or one of its alternatives) can be placed on the file's skeleton, else a joint name."""
+    alternatives = spec if isinstance(spec, list) else [spec]
+    for option in alternatives:
+        needed = [option.split("/")[0]] if isinstance(option, str) else list(option[1:3])
+        missing = [n for n in needed if _plain(n) not in names]
+        if not missing:
+            return None
+    first = alternatives[0]
+    needed = [first.split("/")[0]] if isinstance(first, str) else list(first[1:3])
+    return next(n for n in needed if _plain(n) not in names)
+
+
+def _targets(mapping, names, positions, ends) -> np.ndarray:
+    """(F, 24, 3) target positions of the SMPL joints on the file's skeleton."""
+
+    def place(spec):
+        if isinstance(spec, list):
+            for option in spec:
+                try:
+                    return place(option)
+                except KeyError:
+                    continue
+            raise KeyError(spec)
+        if isinstance(spec, tuple):
+            _, a, b, t = spec
+            pa, pb = positions[:, names[_plain(a)]], positions[:, names[_plain(b)]]
+            return pa + t * (pb - pa)
+        if spec.endswith("/end"):
+            return ends[names[_plain(spec[:-4])]]
+        return positions[:, names[_plain(spec)]]
+
+    return np.stack([place(mapping["targets"][name]) for name in _SMPL_NAMES], axis=1)
+
+
+def _leg_length(joints: np.ndarray) -> float:
+    """Rest-pose height of the hip joints above the ankles (mean of both legs)."""
+    return float(np.mean(joints[list(_LEFT_RIGHT_HIPS), 1]) - np.mean(joints[list(_ANKLES), 1]))
+
+
+def _check_rest_pose(rest_targets: np.ndarray, bvh: Bvh) -> None:
+    """The file's rest pose must stand up (+Y), with its left at +X and toes towards +Z, like SMPL's."""
+    up = rest_targets[12, 1] - rest_targets[0, 1] > 0 and rest_targets[0, 1] > rest_targets[7, 1]
+    left = rest_targets[16, 0] > rest_targets[17, 0] and rest_targets[1, 0] > rest_targets[2, 0]
+    forward = rest_targets[10, 2] > rest_targets[7, 2] and rest_targets[11, 2] > rest_targets[8, 2]
+    if not (up and left and forward):
+        problems = [w for w, ok in (("upright along +Y", up), ("left side at +X", left),
+                                    ("toes towards +Z", forward)) if not ok]
+        raise E3D2Error(f"unsupported BVH rest pose: not {', '.join(problems)} (try --up z for Z-up files)",
+                        path=bvh.path)
+    if _leg_length(rest_targets) <= 0:
+        raise E3D2Error("unsupported BVH rest pose: ankles are not below the hips", path=bvh.path)
+
+
+def _up_rotation(up: str) -> np.ndarray:
+    """Rotation taking the source's frame to Y up: identity, or (x, y, z) -> (x, z, -y) for Z up."""
+    if up == "y":
+        return np.eye(3)
+    if up == "z":
+        return np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+    raise E3D2Error(f"up axis must be 'y' or 'z', got {up!r}")
+
