@@ -1,5 +1,124 @@
-"""The public Python API: what the CLI, the Blender add-on and scripts call."""
+"""The entry points the CLI, the Blender add-on and scripts call. Each returns plain results or raises E3D2Error."""
 from __future__ import annotations
+
+import math
+from pathlib import Path
+
+DEFAULT_CHECKPOINT_NAME = "e3d2_default.pt"
+SILENCE_PEAK = 1e-4          # -80 dBFS: a song whose loudest sample is below this is treated as silence
+
+
+def default_checkpoint() -> Path:
+    """``assets/e3d2_default.pt`` (the bundled model), with a clear error when it is not installed."""
+    from e3d2_core.errors import E3D2Error
+    from e3d2_core.paths import assets_dir
+
+    path = assets_dir() / DEFAULT_CHECKPOINT_NAME
+    if not path.is_file():
+        raise E3D2Error(f"no checkpoint given and the default model {path} is not installed "
+                        f"(pass a checkpoint, or train one: see docs/models.md)")
+    return path
+
+
+def _load_motion(seed_motion):
+    from e3d2_core.errors import E3D2Error
+    from e3d2_core.motion import Motion
+
+    if seed_motion is None or isinstance(seed_motion, Motion):
+        return seed_motion
+    if isinstance(seed_motion, (str, Path)):
+        return Motion.load(seed_motion)
+    raise E3D2Error(f"seed_motion must be a Motion or a .npz path, got {type(seed_motion).__name__}")
+
+
+def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=None, seed_motion=None,
+             checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
+             beat_offset=None, precision="auto"):
+    """Dance to a song.
+
+    Args:
+        audio: path of an audio file (anything ``e3d2_core.audio`` reads), up to ``audio.MAX_SECONDS`` long.
+        seconds: dance only the first ``seconds`` of the song (default: all of it).
+        seed: random seed (used when temperature > 0); the same inputs and seed give the same dance.
+        takes: how many dances, generated together in one batched pass (needs temperature > 0).
+        temperature: 0 = greedy decoding (the paper's); > 0 samples softmax(logits / temperature).
+        top_k: with temperature > 0, sample only among the k most likely codes.
+        seed_motion: a Motion (or .npz path) whose first window gives the first pose; default a neutral pose.
+        checkpoint: a bundle path; default ``assets/e3d2_default.pt``.
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        progress: ``progress(fraction, message)`` called as work advances (fraction in [0, 1]).
+        cancel: ``cancel() -> bool`` polled every step; True stops with :class:`e3d2_core.errors.Cancelled`.
+        in_place: hold the root's floor position (no travel).
+        bpm, beat_offset: override the tracked tempo (beats per minute) and first beat (seconds).
+        precision: "auto" (bf16 where native, else fp32), "fp32", "bf16", or "int8" (CPU).
+    Returns:
+        a Motion at the model's fps (8 frames per code step), or a list of ``takes`` Motions when takes > 1.
+        ``meta`` holds model, checkpoint, checkpoint_sha256, audio, audio_hash, seed, take, temperature, top_k,
+        precision, tempo, and the generated codes.
+    """
+    from e3d2_core import checkpoint as ckpt
+    from e3d2_core import generation as gen
+    from e3d2_core.errors import Cancelled, E3D2Error
+
+    def report(fraction, message):
+        if progress is not None:
+            progress(float(min(1.0, max(0.0, fraction))), message)
+
+    def check_cancel():
+        if cancel is not None and cancel():
+            raise Cancelled("generation cancelled")
+
+    if not isinstance(takes, int) or takes < 1:
+        raise E3D2Error(f"takes must be a whole number ≥ 1, got {takes!r}")
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise E3D2Error(f"temperature must be a number ≥ 0, got {temperature!r}")
+    if takes > 1 and temperature == 0:
+        raise E3D2Error("several takes need a temperature above 0: greedy decoding (temperature 0) gives "
+                        "identical takes")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise E3D2Error(f"top_k must be a whole number ≥ 1, got {top_k!r}")
+    if seconds is not None and (not isinstance(seconds, (int, float)) or not seconds > 0):
+        raise E3D2Error(f"seconds must be a positive number, got {seconds!r}")
+    torch_device = gen.resolve_device(device)
+    chosen_precision = gen.resolve_precision(precision, torch_device)
+
+    report(0.0, "loading the model")
+    checkpoint_path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    bundle = ckpt.load_bundle(checkpoint_path)
+    vqvae, policy = ckpt.build_generator_models(bundle, checkpoint_path)
+    seed_motion = _load_motion(seed_motion)
+    check_cancel()
+
+    report(0.02, "reading the music")
+    try:
+        from e3d2_core import audio as audio_mod
+    except ImportError:
+        raise E3D2Error("music features need e3d2_core.audio, which is missing from this installation") from None
+    music_cfg = bundle["music"]
+    features = audio_mod.extract_features(audio, fps=float(music_cfg["fps"]), kind=str(music_cfg["kind"]),
+                                          bpm=bpm, beat_offset=beat_offset)
+    samples, _ = audio_mod.load_audio(audio, sr=int(round(512 * float(music_cfg["fps"]))))
+    if samples.size == 0 or float(abs(samples).max()) < SILENCE_PEAK:
+        raise E3D2Error("the song is silent: nothing to dance to", path=audio)
+    del samples
+    rows = features.features
+    if seconds is not None:
+        rows = rows[: int(math.floor(seconds * float(music_cfg["fps"]) + 1e-9))]
+    music = gen.normalise_music(rows, music_cfg["mean"], music_cfg["std"])
+    check_cancel()
+
+    vqvae = vqvae.to(torch_device)
+    runner = gen.policy_for_inference(policy, chosen_precision, torch_device)
+    card = bundle.get("model_card") if isinstance(bundle.get("model_card"), dict) else {}
+    meta = {"model": str(card.get("name", checkpoint_path.stem)), "checkpoint": str(checkpoint_path),
+            "checkpoint_sha256": ckpt.file_sha256(checkpoint_path), "audio": str(audio),
+            "audio_hash": features.audio_hash, "tempo": float(features.tempo), "precision": chosen_precision,
+            "bpm_override": bpm, "beat_offset_override": beat_offset, "in_place": bool(in_place)}
+    motions = gen.generate_motions(vqvae, runner, music, takes=takes, seed=seed, temperature=float(temperature),
+                                   top_k=top_k, seed_motion=seed_motion, in_place=in_place,
+                                   progress=lambda f, m: report(0.05 + 0.95 * f, m), cancel=cancel, meta=meta)
+    report(1.0, "done")
+    return motions[0] if takes == 1 else motions
 
 
 def score(motion, audio, *, checkpoint=None, motion_fps=None):

@@ -18,6 +18,7 @@ COMMANDS = {
     "import": "e3d2_core.commands.import_motion",
     "features": "e3d2_core.commands.features",
     "preview": "e3d2_core.commands.preview",
+    "generate": "e3d2_core.commands.generate",
     "score": "e3d2_core.commands.score",
 }
 

@@ -7,3 +7,7 @@ class E3D2Error(Exception):
     def __init__(self, message: str, *, path=None):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class Cancelled(E3D2Error):
+    """The caller asked a long job (generation, scoring) to stop; nothing was written."""

@@ -118,9 +118,8 @@ def load_reward(checkpoint=None, *, policy_state: dict | None = None) -> tuple[R
     """
     if checkpoint is None:
         from e3d2_core import api
-        from e3d2_core.paths import asset_path
 
-        checkpoint = getattr(api, "DEFAULT_CHECKPOINT", None) or asset_path("e3d2_default.pt")
+        checkpoint = api.default_checkpoint()
     data = checkpoint if isinstance(checkpoint, dict) else _read(checkpoint)
     where = "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
     kind = data.get("format")

@@ -1,0 +1,1 @@
+"""Learned models: the motion representation, the choreographic memory (VQ-VAE) and the dance policy (GPT)."""

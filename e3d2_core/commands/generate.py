@@ -1,0 +1,97 @@
+"""`e3d2 generate`: dance to a song with a trained bundle; writes Motion .npz file(s)."""
+from __future__ import annotations
+
+HELP = "generate a dance for a song (Motion .npz; several takes as OUT.take<k>.npz)"
+DESCRIPTION = """Generate a dance for AUDIO with the policy and choreographic memory of a checkpoint bundle.
+
+Greedy decoding (temperature 0, the paper's) is deterministic; --temperature/--top-k sample, seeded by --seed.
+Several --takes are generated in one batched pass and written as OUT.take1.npz, OUT.take2.npz, ...
+Nothing is written when anything fails (exit code 2)."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("audio", help="song to dance to (wav, ogg, flac, mp3, ...)")
+    parser.add_argument("-o", "--output", required=True, help="output Motion .npz")
+    parser.add_argument("--seconds", type=float, help="dance only the first S seconds")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--takes", type=int, default=1, help="number of dances (needs --temperature > 0)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); e.g. 0.8 to sample")
+    parser.add_argument("--top-k", type=int, help="sample among the k most likely codes")
+    parser.add_argument("--checkpoint", help="model bundle (default: the bundled assets/e3d2_default.pt)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                        help="policy arithmetic (default auto: bf16 where native, else fp32)")
+    parser.add_argument("--seed-motion", help="Motion .npz whose start gives the first pose")
+    parser.add_argument("--in-place", action="store_true", help="no root travel on the floor")
+    parser.add_argument("--bpm", type=float, help="override the tracked tempo (beats per minute)")
+    parser.add_argument("--beat-offset", type=float, help="override the first beat's time (seconds)")
+    parser.add_argument("--preview", help="also render a preview video (.mp4) of the (first) take")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def output_paths(output, takes: int):
+    """OUT.npz for one take; OUT.take1.npz ... OUT.take<K>.npz for several."""
+    from pathlib import Path
+
+    output = Path(output)
+    if takes == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}.take{k}{output.suffix}") for k in range(1, takes + 1)]
+
+
+def run(args) -> int:
+    import contextlib
+    import os
+    from pathlib import Path
+
+    from e3d2_core import api
+    from e3d2_core.errors import E3D2Error
+
+    output = Path(args.output)
+    if output.suffix != ".npz":
+        raise E3D2Error("the output must be a .npz Motion file", path=output)
+    if args.preview is not None:
+        if Path(args.preview).suffix.lower() != ".mp4":
+            raise E3D2Error("the preview must be an .mp4 file", path=args.preview)
+        try:
+            from e3d2_core.preview import render_preview
+        except ImportError:
+            raise E3D2Error("--preview needs e3d2_core.preview, which is missing from this installation") from None
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=1000, unit="‰", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def progress(fraction, message):
+        if bar is not None:
+            bar.set_description_str(message[:40].ljust(40))
+            bar.n = int(fraction * 1000)
+            bar.refresh()
+
+    try:
+        result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
+                              temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
+                              checkpoint=args.checkpoint, device=args.device, progress=progress,
+                              in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
+                              precision=args.precision)
+    finally:
+        if bar is not None:
+            bar.close()
+    motions = result if isinstance(result, list) else [result]
+    targets = output_paths(output, len(motions)) + ([Path(args.preview)] if args.preview is not None else [])
+    staged = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in targets]
+    try:       # all or nothing: write beside the targets, then move everything into place
+        for motion, tmp in zip(motions, staged):
+            motion.save(tmp)
+        if args.preview is not None:
+            render_preview(motions[0], staged[-1], audio=args.audio)
+        for tmp, path in zip(staged, targets):
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    for path in targets:
+        print(path)
+    return 0

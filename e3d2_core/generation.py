@@ -1,0 +1,233 @@
+"""Streaming dance generation: music features -> codes (policy with a KV cache) -> Motion (chunked decoding).
+
+Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loading and the checkpoint.
+
+* Step i feeds (music frame i+1, up code i, down code i) and samples code i+1 (SPEC §4's alignment), so N music
+  frames at the code rate give N codes and 8N motion frames. Code 0 comes from the seed motion (its first window
+  encoded by the VQ-VAE) or from a neutral standing pose encoded the same way.
+* Sampling: ``temperature`` 0 is greedy (argmax, the paper's); otherwise softmax(logits / T), optionally limited to
+  the ``top_k`` best codes, drawn with a seeded ``torch.Generator``. Several takes run batched in one pass.
+* Precision: "fp32", "bf16" (weights and activations in bfloat16; logits compared in float32) or "int8" (dynamic
+  int8 quantisation of every Linear layer, CPU only); "auto" picks bf16 where the hardware runs it natively
+  (CUDA, or CPUs with AVX512-BF16/AMX), otherwise fp32. See docs/models.md for the measured speed and agreement.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from e3d2_core.errors import Cancelled, E3D2Error
+from e3d2_core.models.policy import DancePolicy
+from e3d2_core.models.vqvae import ChoreographicMemory
+from e3d2_core.motion import Motion
+from e3d2_core.skeleton import NUM_JOINTS
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def _cancelled_error():
+    return Cancelled("generation cancelled")
+
+
+# ---------------------------------------------------------------------------------------------- devices, precision
+def resolve_device(device: str) -> torch.device:
+    """"auto" | "cpu" | "cuda" (or "cuda:N") -> torch.device, with a clear error when it cannot be used."""
+    if not isinstance(device, str):
+        raise E3D2Error(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise E3D2Error(f"device '{device}' requested but CUDA is not available here (use --device cpu)")
+        return torch.device(device)
+    raise E3D2Error(f"unknown device '{device}' (use auto, cpu or cuda)")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products run natively (not emulated) on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise E3D2Error(f"unknown precision '{precision}' (use one of {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "int8" and device.type != "cpu":
+        raise E3D2Error("precision int8 (dynamic quantisation) runs on the CPU only; use bf16 or fp32 on CUDA")
+    return precision
+
+
+def policy_for_inference(policy: DancePolicy, precision: str, device: torch.device) -> DancePolicy:
+    """A copy of ``policy`` in eval mode on ``device`` at ``precision`` ("fp32", "bf16" or "int8")."""
+    model = copy.deepcopy(policy).eval().to(device)
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # torch.ao's deprecation notice: the API still works
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- first codes
+def neutral_pose(num_frames: int = 8, fps: float = 60.0) -> Motion:
+    """A relaxed standing pose (arms lowered ~70° from the T-pose), feet on the floor, facing +Z."""
+    from e3d2_core.skeleton import default_skeleton
+
+    poses = np.zeros((num_frames, NUM_JOINTS, 3), np.float32)
+    names = default_skeleton().names
+    poses[:, names.index("left_shoulder")] = (0.0, 0.0, -1.2)
+    poses[:, names.index("right_shoulder")] = (0.0, 0.0, 1.2)
+    trans = np.zeros((num_frames, 3), np.float32)
+    probe = Motion(poses[:1], trans[:1], fps).joints()
+    trans[:, 1] = -probe[0, :, 1].min() + 0.02          # lowest joint (the feet) a little above the floor
+    return Motion(poses, trans, fps, {"source": "neutral pose"})
+
+
+def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: int):
+    """First codes and where the dance starts.
+
+    Returns (up0 (takes,), down0 (takes,), init_trans (3,), init_heading float). The seed motion is resampled to
+    the model's fps; its first window (up to 30 codes, Bailando's 240 frames) is encoded and its first code used;
+    the dance continues from the seed's first floor position and heading. Without a seed: the neutral pose.
+    """
+    from e3d2_core.models import representation as rep
+
+    motion = seed_motion if seed_motion is not None else neutral_pose(8, vqvae.fps)
+    if abs(motion.fps - vqvae.fps) > 1e-6:
+        motion = motion.resample(vqvae.fps)
+    window = min(motion.num_frames, 30 * vqvae.downsample)
+    poses = torch.from_numpy(motion.poses[None, :window])
+    trans = torch.from_numpy(motion.trans[None, :window])
+    up, down = vqvae.encode(poses, trans)
+    heading = float(rep.heading(rep.rotations.axis_angle_to_matrix(poses[0, 0, 0].double())))
+    return (up[:, 0].cpu().expand(takes).clone(), down[:, 0].cpu().expand(takes).clone(),
+            trans[0, 0].clone(), heading)
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+def choose(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None):
+    """(B, K) logits -> (B,) codes: argmax when temperature is 0, else a (top-k limited) softmax sample."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
+
+
+@torch.no_grad()
+def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Tensor, first_down: torch.Tensor, *,
+                   temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
+                   progress: Callable | None = None, cancel: Callable | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stream the policy over the song.
+
+    Args:
+        policy: a DancePolicy (any precision; see :func:`policy_for_inference`).
+        music: (N, D) normalised music features at the code rate (float32); frame i goes with code i.
+        first_up, first_down: (B,) code 0 of each take.
+    Returns:
+        up, down: (B, N) long codes on the CPU.
+    """
+    device = policy.stream.device
+    n = music.shape[0]
+    b = first_up.shape[0]
+    up = torch.empty(b, n, dtype=torch.long)
+    down = torch.empty(b, n, dtype=torch.long)
+    up[:, 0], down[:, 0] = first_up, first_down
+    state = policy.start(b, device)
+    music = music.to(device)
+    u, d = first_up.to(device), first_down.to(device)
+    report_every = max(1, n // 100)
+    for i in range(n - 1):
+        if cancel is not None and cancel():
+            raise _cancelled_error()
+        lu, ld = policy.step(state, music[i + 1].expand(b, -1), u, d)
+        u, d = choose(lu, temperature, top_k, generator), choose(ld, temperature, top_k, generator)
+        up[:, i + 1], down[:, i + 1] = u.cpu(), d.cpu()
+        if progress is not None and (i % report_every == 0 or i == n - 2):
+            progress((i + 1) / max(1, n - 1), f"dancing: step {i + 1}/{n - 1}")
+    return up, down
+
+
+def normalise_music(features: np.ndarray, mean, std) -> torch.Tensor:
+    """(N, D) raw features -> float32 tensor (x − mean) / std (std floored at 1e-8)."""
+    mean = torch.as_tensor(mean, dtype=torch.float32)
+    std = torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-8)
+    features = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    if features.ndim != 2 or features.shape[1] != mean.shape[0]:
+        raise E3D2Error(f"music features are {tuple(features.shape)}, the model needs (N, {mean.shape[0]})")
+    return (features - mean) / std
+
+
+@torch.no_grad()
+def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: torch.Tensor, *, takes: int = 1,
+                     seed: int = 0, temperature: float = 0.0, top_k: int | None = None,
+                     seed_motion: Motion | None = None, in_place: bool = False, progress=None, cancel=None,
+                     meta: dict | None = None) -> list[Motion]:
+    """Normalised code-rate music (N, D) -> ``takes`` Motions of 8N frames at the VQ-VAE's fps.
+
+    ``policy`` is used as given (prepare it with :func:`policy_for_inference`); ``vqvae`` runs in float32 on its
+    own device. Progress: 0-0.85 while dancing, 0.85-1 while decoding.
+    """
+    if takes < 1:
+        raise E3D2Error(f"takes must be at least 1, got {takes}")
+    if takes > 1 and temperature <= 0:
+        raise E3D2Error("several takes need a temperature above 0: greedy decoding (temperature 0) gives "
+                        "identical takes")
+    if temperature < 0 or not math.isfinite(temperature):
+        raise E3D2Error(f"temperature must be ≥ 0, got {temperature}")
+    if top_k is not None and not (1 <= int(top_k)):
+        raise E3D2Error(f"top_k must be at least 1, got {top_k}")
+    n = music.shape[0]
+    if n < 2:
+        step = vqvae.downsample / vqvae.fps
+        raise E3D2Error(f"the song is too short: it gives {n} code step(s) of {step:.3f} s, at least 2 are needed")
+    generator = torch.Generator().manual_seed(int(seed))
+    up0, down0, init_trans, init_heading = seed_codes(vqvae, seed_motion, takes)
+
+    def dance_progress(fraction, message):
+        if progress is not None:
+            progress(0.85 * fraction, message)
+
+    up, down = generate_codes(policy, music, up0, down0, temperature=temperature, top_k=top_k,
+                              generator=generator, progress=dance_progress, cancel=cancel)
+    frames = n * vqvae.downsample
+    poses = np.empty((takes, frames, NUM_JOINTS, 3), np.float32)
+    trans = np.empty((takes, frames, 3), np.float32)
+    device = vqvae.vq_up.codebook.device
+    at = 0
+    for piece_poses, piece_trans in vqvae.decode_chunks(up.to(device), down.to(device),
+                                                       init_trans=init_trans, init_heading=init_heading):
+        if cancel is not None and cancel():
+            raise _cancelled_error()
+        t = piece_poses.shape[1]
+        poses[:, at:at + t], trans[:, at:at + t] = piece_poses.numpy(), piece_trans.numpy()
+        at += t
+        if progress is not None:
+            progress(0.85 + 0.15 * at / frames, f"decoding: frame {at}/{frames}")
+    motions = []
+    for k in range(takes):
+        take_meta = {**(meta or {}), "seed": int(seed), "take": k + 1, "temperature": float(temperature),
+                     "top_k": None if top_k is None else int(top_k),
+                     "codes_up": up[k].tolist(), "codes_down": down[k].tolist()}
+        motion = Motion(poses[k], trans[k], vqvae.fps, take_meta)
+        motions.append(motion.in_place() if in_place else motion)
+    return motions
