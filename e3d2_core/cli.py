@@ -20,6 +20,7 @@ COMMANDS = {
     "preview": "e3d2_core.commands.preview",
     "generate": "e3d2_core.commands.generate",
     "score": "e3d2_core.commands.score",
+    "train": "e3d2_core.commands.train",
 }
 
 

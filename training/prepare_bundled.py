@@ -1,0 +1,272 @@
+"""Build the bundled training set from ../shared/data: real dance paired with real CC-licensed music.
+
+    python training/prepare_bundled.py -o data/bundled            (the default recipe; a few minutes on 2 cores)
+
+Sources (see ../shared/data/README.md for licences):
+* motion: the CMU salsa mocap (subjects 60 lead and 61 follow, BVH, 120 fps; retargeted to SMPL by the BVH
+  importer) and the five AIST++ joint slices (positions only; IK by the joint importer, 30 fps, Z up);
+* music: the CC BY / public-domain songs and the CC0 loops (loops and songs shorter than ``--min-song`` seconds
+  are tiled, a loop being a steady pulse).
+
+Splits. Motion is split by *trial*, so the two partners of one performance (60_k and 61_k) always land on the same
+side: test = trials 14, 15; val = trial 13; train = every other trial plus the AIST++ slices. Music: the held-out
+song (default ``Kevin_MacLeod_-_Vibe_Ace``, also the demo song) is used by the test split only; train and val
+pair their motion with the remaining songs and loops (val is unseen dance on seen music).
+
+Pairing (:mod:`e3d2_core.training.beat_align`): the recordings have no music, and salsa steps are events, not a
+steady pulse, so each clip's kinematic beats are chained onto a song's beats by dynamic programming with the local
+speed change bounded to 0.7-1.4x, and the motion is time-warped onto the song's clock (slerp resampling). Each
+clip is paired with the ``--songs-per-clip`` songs it fits best (most matched beats per second of dance).
+Training clips are also mirrored (``Motion.mirror``). ``report.json`` gives minutes per split and the alignment
+quality: the median distance from each kinematic beat to the nearest music beat before (clip placed at the
+chain's first matched beat, unwarped) and after warping.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from e3d2_core.errors import E3D2Error  # noqa: E402
+from e3d2_core.fileio import atomic_open, atomic_path  # noqa: E402
+from e3d2_core.motion import Motion  # noqa: E402
+from e3d2_core.training.beat_align import (Alignment, align_events, kinematic_beats,  # noqa: E402
+                                           nearest_distance, warp_motion)
+from e3d2_core.training.data import Sequence, code_ratio, write_shard  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+HELD_OUT_SONG = "Kevin_MacLeod_-_Vibe_Ace"
+TRIALS = {"test": ("14", "15"), "val": ("13",)}
+MIN_COVERAGE = 0.5          # a pairing must warp at least this fraction of the clip
+
+
+@dataclass
+class Song:
+    name: str
+    path: Path
+    beats: np.ndarray        # seconds
+    features: np.ndarray     # (N, D) at the code rate
+    duration: float
+
+
+@dataclass
+class Clip:
+    name: str
+    group: str               # the performance (trial) for CMU, the sequence for AIST++
+    motion: Motion
+    beats: np.ndarray        # seconds
+
+
+def song_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".hq.ogg", ".ogg", ".flac", ".wav"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def tiled_audio(path: Path, min_seconds: float, out_dir: Path) -> Path:
+    """``path`` itself when long enough, else a wav of it repeated to ``min_seconds`` (written once)."""
+    import soundfile as sf
+    from e3d2_core.audio import audio_duration, load_audio
+    duration = audio_duration(path)
+    if duration >= min_seconds:
+        return path
+    reps = int(np.ceil(min_seconds / duration))
+    target = out_dir / f"{song_name(path)}_x{reps}.wav"
+    if not target.is_file():
+        y, sr = load_audio(path)
+        with atomic_path(target) as tmp:
+            sf.write(tmp, np.tile(y, reps), sr)
+    return target
+
+
+def load_song(path: Path, *, fps: float, kind: str, min_seconds: float, audio_dir: Path) -> Song | None:
+    from e3d2_core.audio import extract_features
+    source = tiled_audio(path, min_seconds, audio_dir)
+    beats = extract_features(source, fps=fps, kind="compact")    # beats do not depend on kind
+    music = extract_features(source, fps=fps / 8, kind=kind)
+    if len(beats.beat_frames) < 8:
+        return None                                             # beatless (a drone): nothing to dance to
+    return Song(song_name(path), source, beats.beat_frames / fps, music.features, music.duration)
+
+
+def load_clips(shared: Path, fps: float, max_seconds: float | None, only: set[str] | None) -> list[Clip]:
+    from e3d2_core.io import load_motion_file
+    clips = []
+    for bvh in sorted((shared / "mocap" / "cmu_salsa").glob("*.bvh")):
+        match = re.match(r"(\d+)_(\d+)", bvh.stem)
+        name = f"cmu_{match.group(1)}_{match.group(2)}"
+        if only is not None and name not in only:
+            continue
+        clips.append((name, f"cmu_trial_{match.group(2)}", load_motion_file(bvh)))
+    for csv in sorted((shared / "aistpp_joints").glob("*.csv")):
+        name = "aist_" + csv.stem.removeprefix("true_")
+        if only is not None and name not in only:
+            continue
+        clips.append((name, name, load_motion_file(csv, fps=30, up="z")))
+    out = []
+    for name, group, motion in clips:
+        motion = motion.resample(fps)
+        if max_seconds:
+            motion = motion.trim(0, int(max_seconds * fps))
+        out.append(Clip(name, group, motion, kinematic_beats(motion.joints(), fps) / fps))
+    return out
+
+
+def split_of(clip: Clip) -> str:
+    for split, trials in TRIALS.items():
+        if any(clip.group == f"cmu_trial_{t}" for t in trials):
+            return split
+    return "train"
+
+
+def pair(clip: Clip, song: Song, fps: float) -> tuple[Sequence, dict] | None:
+    """Warp ``clip`` onto ``song``; None when too little of it fits. Returns the sequence and its stats."""
+    try:
+        alignment = align_events(clip.beats, song.beats)
+    except E3D2Error:
+        return None
+    music_fps = fps / 8
+    ratio = code_ratio(fps, music_fps)
+    rates = alignment.rates
+    # the clip's whole extent on the song's clock (end links' rates beyond the matched pairs), inside the song
+    start = max(0.0, alignment.music_times[0] - alignment.motion_times[0] * rates[0])
+    end = min(song.duration, alignment.music_times[-1] + (clip.motion.duration - alignment.motion_times[-1])
+              * rates[-1])
+    first_row = int(np.ceil(start * music_fps - 1e-9))
+    steps = min(int(np.floor((end - first_row / music_fps) * music_fps)), len(song.features) - first_row)
+    matched = alignment.motion_times[-1] - alignment.motion_times[0]
+    if steps < 2 or matched < MIN_COVERAGE * clip.motion.duration:
+        return None
+    warped = warp_motion(clip.motion, alignment, fps=fps, start=first_row / music_fps, frames=steps * ratio)
+    seq = Sequence(f"{clip.name}@{song.name}", song.name, warped.poses, warped.trans,
+                   song.features[first_row:first_row + steps].astype(np.float32))
+    return seq, {"alignment": alignment, "start": first_row / music_fps, "warped": warped,
+                 "matched_per_second": len(alignment) / max(clip.motion.duration, 1e-6)}
+
+
+def beat_errors(clip: Clip, song: Song, info: dict, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (s) from kinematic beats to the nearest music beat over the matched span: unwarped, warped."""
+    a: Alignment = info["alignment"]
+    inside = (clip.beats >= a.motion_times[0]) & (clip.beats <= a.motion_times[-1])
+    before = nearest_distance(clip.beats[inside] - a.motion_times[0] + a.music_times[0], song.beats)
+    warped_beats = info["start"] + kinematic_beats(info["warped"].joints(), fps) / fps
+    span = (warped_beats >= a.music_times[0]) & (warped_beats <= a.music_times[-1])
+    after = nearest_distance(warped_beats[span], song.beats)
+    return before, after
+
+
+def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = "compact",
+            held_out: str = HELD_OUT_SONG, songs_per_clip: int = 4, min_song: float = 40.0,
+            max_clip_seconds: float | None = None, clips: set[str] | None = None, songs: set[str] | None = None,
+            mirror: bool = True, progress: bool = True) -> dict:
+    """Write ``out/{train,val,test}.npz`` and ``out/report.json``; return the report."""
+    if not (shared / "music").is_dir():
+        raise E3D2Error("the shared data folder has no music/ (see shared/data/README.md)", path=shared)
+    audio_paths = sorted((shared / "music").glob("*.ogg")) + sorted((shared / "loops").glob("*.flac"))
+    if songs is not None:
+        audio_paths = [p for p in audio_paths if song_name(p) in songs or song_name(p) == held_out]
+    if held_out not in {song_name(p) for p in audio_paths}:
+        raise E3D2Error(f"held-out song '{held_out}' is not among the shared music", path=shared / "music")
+    iterate = _progress(progress)
+    from e3d2_core.paths import cache_dir
+    tiles = cache_dir() / "tiled_audio"     # loops repeated to song length: derived data, kept in the cache
+    all_songs = [s for s in (load_song(p, fps=fps, kind=kind, min_seconds=min_song, audio_dir=tiles)
+                             for p in iterate(audio_paths, "songs")) if s is not None]
+    test_songs = [s for s in all_songs if s.name == held_out]
+    train_songs = [s for s in all_songs if s.name != held_out]
+    all_clips = load_clips(shared, fps, max_clip_seconds, clips)
+    if not all_clips:
+        raise E3D2Error("no motion clips selected", path=shared)
+    report = {"fps": fps, "music_fps": fps / 8, "music_kind": kind, "held_out_song": held_out,
+              "splits": {}, "pairs": []}
+    by_split: dict[str, list[Sequence]] = {"train": [], "val": [], "test": []}
+    errors = {split: ([], []) for split in by_split}
+    for clip in iterate(all_clips, "pairing"):
+        split = split_of(clip)
+        candidates = test_songs if split == "test" else train_songs
+        paired = [(song, p) for song in candidates if (p := pair(clip, song, fps)) is not None]
+        paired.sort(key=lambda sp: -sp[1][1]["matched_per_second"])
+        for song, (seq, info) in paired[: 1 if split == "test" else songs_per_clip]:
+            by_split[split].append(seq)
+            before, after = beat_errors(clip, song, info, fps)
+            errors[split][0].append(before)
+            errors[split][1].append(after)
+            report["pairs"].append({"split": split, "clip": clip.name, "song": song.name,
+                                    "seconds": round(seq.num_frames / fps, 2), "matched_beats": len(info["alignment"]),
+                                    "rate_min": round(float(info["alignment"].rates.min()), 3),
+                                    "rate_max": round(float(info["alignment"].rates.max()), 3)})
+            if mirror and split == "train":
+                m = Motion(seq.poses, seq.trans, fps).mirror()
+                by_split[split].append(Sequence(seq.name + "_mirror", seq.music_id, m.poses, m.trans, seq.music))
+    for split, sequences in by_split.items():
+        if not sequences:
+            raise E3D2Error(f"no {split} clip could be paired with its music; nothing written", path=out)
+    for split, sequences in by_split.items():
+        groups = sorted({s.name.split("@")[0] for s in sequences})
+        music = sorted({s.music_id for s in sequences})
+        note = (f"e3d2 bundled data ({split}): CMU Graphics Lab salsa mocap (mocap.cs.cmu.edu; created with funding "
+                f"from NSF EIA-0196217) and AIST++ joint slices (CC BY 4.0, Google), retargeted to SMPL; time-warped "
+                f"onto CC BY / public-domain songs and CC0 loops by kinematic-beat alignment (0.7-1.4x); "
+                f"held-out song {held_out}; clips: {', '.join(groups)}; music: {', '.join(music)}")
+        write_shard(out / f"{split}.npz", sequences, fps=fps, music_fps=fps / 8, music_kind=kind, split=split,
+                    note=note)
+        before = np.concatenate(errors[split][0]) if errors[split][0] else np.zeros(0)
+        after = np.concatenate(errors[split][1]) if errors[split][1] else np.zeros(0)
+        report["splits"][split] = {
+            "sequences": len(sequences), "minutes": round(sum(s.num_frames for s in sequences) / fps / 60, 3),
+            "unique_motion_minutes": round(sum(c.motion.duration for c in all_clips if split_of(c) == split) / 60, 3),
+            "median_beat_error_ms_before": round(1000 * float(np.median(before)), 1) if len(before) else None,
+            "median_beat_error_ms_after": round(1000 * float(np.median(after)), 1) if len(after) else None,
+            "songs": music}
+    with atomic_open(out / "report.json", "w") as handle:
+        json.dump(report, handle, indent=2)
+    return report
+
+
+def _progress(enabled: bool):
+    def iterate(items, desc):
+        if not enabled:
+            return items
+        from tqdm.auto import tqdm
+        return tqdm(items, desc=desc)
+    return iterate
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--out", type=Path, default=Path("data/bundled"), help="output folder")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--fps", type=float, default=60.0, help="motion frame rate (code rate = fps / 8)")
+    parser.add_argument("--kind", default="compact", choices=("compact", "bailando"), help="music features")
+    parser.add_argument("--held-out", default=HELD_OUT_SONG, help="song kept for the test split")
+    parser.add_argument("--songs-per-clip", type=int, default=4)
+    parser.add_argument("--min-song", type=float, default=40.0, help="tile shorter songs/loops to this length (s)")
+    parser.add_argument("--max-clip-seconds", type=float, help="crop every clip (quick builds)")
+    parser.add_argument("--clips", help="comma-separated clip names (cmu_60_01, aist_gBR_..._slice0); default all")
+    parser.add_argument("--songs", help="comma-separated training song names; default all")
+    parser.add_argument("--no-mirror", action="store_true")
+    args = parser.parse_args(argv)
+    split = (lambda text: None if text is None else set(text.split(",")))
+    try:
+        report = prepare(args.out, shared=args.shared, fps=args.fps, kind=args.kind, held_out=args.held_out,
+                         songs_per_clip=args.songs_per_clip, min_song=args.min_song,
+                         max_clip_seconds=args.max_clip_seconds, clips=split(args.clips), songs=split(args.songs),
+                         mirror=not args.no_mirror)
+    except E3D2Error as err:
+        print(f"prepare_bundled: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report["splits"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
