@@ -21,6 +21,8 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
+# column of the beat one-hot in each music feature kind (AUDIO_CONTRACT / e3d2_core.audio)
+BEAT_COLUMN = {"bailando": 53, "compact": 33}
 PELVIS, LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 0, 1, 2, 4, 5, 7, 8
 NECK, LEFT_COLLAR, RIGHT_COLLAR, HEAD = 12, 13, 14, 15
 
@@ -47,14 +49,20 @@ def beat_reward(joints: np.ndarray, music_beats: np.ndarray, fps: float, frames_
 
     Args:
         joints: (B, T, 24, 3) positions.
-        music_beats: (B, T) 0/1 music-beat flags at the same frame rate.
+        music_beats: 0/1 music-beat flags, (B, T) at the motion's frame rate or (B, N) per code step (the beat
+            column of code-rate music features).
         mode: "code" (Bailando's code) or "paper" (+5 in steps without a music beat).
     """
     n = joints.shape[1] // frames_per_step
     motion = motion_beat_flags(joints, fps)[:, :n * frames_per_step]
-    music = np.asarray(music_beats, dtype=np.float32)[:, :n * frames_per_step]
     motion = motion.reshape(len(motion), n, frames_per_step).max(-1)
-    music = music.reshape(len(music), n, frames_per_step).max(-1)
+    music = np.asarray(music_beats, dtype=np.float32)
+    if music.shape[1] >= n * frames_per_step and frames_per_step > 1:
+        music = music[:, :n * frames_per_step].reshape(len(music), n, frames_per_step).max(-1)
+    elif music.shape[1] >= n:
+        music = (music[:, :n] > 0).astype(np.float32)
+    else:
+        raise ValueError(f"music beats cover {music.shape[1]} entries, the motion {n} steps")
     reward = (music * motion - 0.5) * 10.0
     if mode == "paper":
         reward = np.where(music > 0, reward, 5.0)
@@ -93,7 +101,7 @@ def hand_reward(joints, music_beats, fps: float, frames_per_step: int = 8, orien
 
     Args:
         joints: (B, T, 24, 3) positions (numpy or torch) at ``fps``.
-        music_beats: (B, T) music-beat one-hot at ``fps``.
+        music_beats: (B, T) music-beat one-hot at ``fps``, or (B, N) per code step.
     """
     joints = joints.detach().cpu().numpy() if torch.is_tensor(joints) else np.asarray(joints)
     beats = music_beats.detach().cpu().numpy() if torch.is_tensor(music_beats) else np.asarray(music_beats)
