@@ -29,6 +29,21 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The add-on's Blender 4.2 LTS branch (legacy actions, `sequences`): its own venv with PyPI's bpy 4.2 (no audio
+# there, so the sound-strip tests skip; armature, keyframes and FBX run).
+VENV42 := .venv-bpy42
+STAMP42 := $(VENV42)/.installed-bpy42-1
+
+$(STAMP42):
+	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV42)/bin/python -m pip install --quiet torch==2.13.0
+	$(VENV42)/bin/python -m pip install --quiet "bpy==4.2.*" "numpy<2" scipy smplx soundfile pyyaml pytest
+	touch $@
+
+test-blender42: $(STAMP42)
+	$(VENV42)/bin/python -m pytest -q tests/test_addon_blender.py tests/test_addon_pure.py
+
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 

@@ -1,0 +1,134 @@
+"""Headless e3d2: songs in, dancing FBX files out. Synchronous, prints progress, exit code != 0 on failure.
+
+    blender -b --python blender_addon/headless.py -- --audio song.ogg --out dance.fbx [--blend out.blend]
+                                                      [--seed N] [--takes K] [--seconds S] [--fps F]
+    python blender_addon/headless.py -- ...            # the same with the bpy module
+
+``--audio`` may be a folder: one FBX per song in the ``--out`` folder (and one .blend per song in ``--blend``,
+if given), and a summary at the end. The model runs in this Python when torch imports here, otherwise (or with
+``--backend-python``) in ``python -m e3d2_core.serve`` under that interpreter.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+AUDIO_SUFFIXES = {".ogg", ".wav", ".mp3", ".flac", ".m4a", ".aac", ".opus"}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv):
+    argv = argv[argv.index("--") + 1:] if "--" in argv else []
+    parser = argparse.ArgumentParser(prog="headless.py", description="Generate dances as FBX without a UI.")
+    parser.add_argument("--audio", required=True, help="a song file, or a folder of songs")
+    parser.add_argument("--out", required=True, help="the FBX file (a folder when --audio is a folder)")
+    parser.add_argument("--blend", help="also save the scene (.blend; a folder when --audio is a folder)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--takes", type=int, default=1, help="dances per song (the first is exported)")
+    parser.add_argument("--seconds", type=float, default=0.0, help="dance length; 0 = the whole song")
+    parser.add_argument("--fps", type=float, default=30.0, help="scene frame rate")
+    parser.add_argument("--preset", choices=("BLENDER", "UNITY", "UNREAL"), default="BLENDER")
+    parser.add_argument("--in-place", action="store_true")
+    parser.add_argument("--backend-python", default="", help="run the model in this interpreter")
+    parser.add_argument("--checkpoint", default="", help="model bundle (default: the bundled one)")
+    return parser.parse_args(argv)
+
+
+def ensure_addon():
+    """Register the add-on from this checkout unless Blender already has it enabled."""
+    import bpy
+
+    if hasattr(bpy.types.Scene, "e3d2"):
+        return sys.modules[next(n for n in sys.modules if n.endswith("blender_addon") or n.endswith(".e3d2"))]
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import blender_addon
+
+    blender_addon.register()
+    return blender_addon
+
+
+def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
+    """Make one song's dance; returns a one-line summary or raises RuntimeError with the reason."""
+    import bpy
+
+    from blender_addon import compat
+    from blender_addon.properties import preferences
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = _fps_pair(args.fps)
+    settings = scene.e3d2
+    settings.seed, settings.takes, settings.length, settings.in_place = args.seed, args.takes, args.seconds, args.in_place
+    prefs = preferences()
+    if args.backend_python:
+        prefs.backend_mode, prefs.python_path = "SUBPROCESS", args.backend_python
+    prefs.checkpoint = args.checkpoint
+    try:
+        strip = compat.new_sound_strip(scene, song.stem[:60], str(song), 1, scene.frame_start)
+        scene.sequence_editor.active_strip = strip
+    except (RuntimeError, AttributeError):  # a bpy build without audio: dance to the file directly
+        settings.audio_path = str(song)
+    bpy.ops.e3d2.create_armature()
+    bpy.ops.e3d2.generate_dance()
+    action = bpy.context.active_object.animation_data.action
+    scene.frame_start, scene.frame_end = action["e3d2_frame_start"], action["e3d2_frame_end"]
+    bpy.ops.e3d2.export_fbx(filepath=str(fbx), preset=args.preset)
+    if blend is not None:
+        blend.parent.mkdir(parents=True, exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    return f"{song.name}: {action.name}, frames {scene.frame_start}-{scene.frame_end} -> {fbx}"
+
+
+def _fps_pair(fps: float) -> tuple[int, float]:
+    """Blender's (fps, fps_base) for a rate: 29.97 -> (30, 1.001)."""
+    whole = round(fps)
+    return (whole, 1.0) if abs(fps - whole) < 1e-6 else (whole, whole / fps)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv if argv is None else argv)
+    audio, out = Path(args.audio), Path(args.out)
+    if audio.is_dir():
+        songs = sorted(p for p in audio.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not songs:
+            print(f"e3d2 headless: error: no songs in {audio}", file=sys.stderr)
+            return 2
+        jobs = [(s, out / f"{s.stem}.fbx", Path(args.blend) / f"{s.stem}.blend" if args.blend else None)
+                for s in songs]
+    elif audio.is_file():
+        jobs = [(audio, out, Path(args.blend) if args.blend else None)]
+    else:
+        print(f"e3d2 headless: error: {audio}: no such song file or folder", file=sys.stderr)
+        return 2
+    try:
+        ensure_addon()
+    except Exception as err:  # bpy missing or the add-on broken: one line, not a traceback
+        print(f"e3d2 headless: error: cannot load the add-on ({type(err).__name__}: {err})", file=sys.stderr)
+        return 2
+    done, failed = [], []
+    for song, fbx, blend in jobs:
+        started = time.monotonic()
+        print(f"e3d2 headless: {song.name} ...", flush=True)
+        try:
+            line = dance_one(song, fbx, blend, args)
+            done.append(f"{line} ({time.monotonic() - started:.1f} s)")
+            print(f"e3d2 headless: {done[-1]}", flush=True)
+        except RuntimeError as err:  # operator reports arrive as RuntimeError("Error: ...")
+            reason = str(err).strip().splitlines()[-1].removeprefix("Error: ")
+            failed.append(f"{song.name}: {reason}")
+            print(f"e3d2 headless: error: {failed[-1]}", file=sys.stderr, flush=True)
+    if len(jobs) > 1:
+        print(f"e3d2 headless: {len(done)} of {len(jobs)} songs done" + (f", {len(failed)} failed:" if failed else ""))
+        for line in failed:
+            print(f"  {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    if "bpy" in sys.modules and sys.modules["bpy"].app.background:
+        sys.stdout.flush()
+    sys.exit(code)

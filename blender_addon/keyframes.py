@@ -1,0 +1,275 @@
+"""From a Motion to keyframes: the timing, the names, the per-bone channels, and the bulk writer.
+
+Everything above ``write_dance_action`` is pure numpy (tested without Blender). Coordinates: the Motion is Y-up
+SMPL; the armature's own space is whatever its rest pose says (``armature_frame`` finds it), so the Y-up ->
+Z-up change stays in the armature object's transform and never in the keys.
+
+Quaternions are (w, x, y, z), Blender's order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_ID_NAME_BYTES = 63  # Blender's MAX_ID_NAME - 2
+
+
+# ---------------------------------------------------------------------------------------------- timing
+@dataclass(frozen=True)
+class StripTiming:
+    """Where a sound strip's audible part sits, in scene frames and in the song's seconds.
+
+    ``first_frame``: the scene frame where the strip starts to sound (``frame_final_start``);
+    ``audio_offset``: seconds into the audio file heard at ``first_frame`` (trimmed strips start late);
+    ``seconds``: how long the strip sounds; ``fps``: the scene's frame rate (``fps / fps_base``).
+    """
+
+    first_frame: int
+    audio_offset: float
+    seconds: float
+    fps: float
+
+    @property
+    def last_frame(self) -> int:
+        """The last frame that still sounds (inclusive)."""
+        return self.first_frame + max(int(round(self.seconds * self.fps)) - 1, 0)
+
+
+def scene_fps(fps: int, fps_base: float) -> float:
+    """Blender's effective frame rate (e.g. 30000/1001 for fps=30, fps_base=1.001)."""
+    return float(fps) / float(fps_base)
+
+
+def strip_timing(frame_start: float, frame_final_start: int, frame_final_end: int, fps: float,
+                 sound_offset: float = 0.0) -> StripTiming:
+    """Timing of a sound strip from its frame numbers.
+
+    ``frame_start`` is where the untrimmed sound would begin, ``frame_final_start``/``frame_final_end`` (end
+    exclusive) bound the part that plays; ``sound_offset`` (5.0) shifts the sound inside the strip, seconds.
+    """
+    offset = (frame_final_start - frame_start) / fps + sound_offset
+    return StripTiming(int(frame_final_start), max(float(offset), 0.0),
+                       max(frame_final_end - frame_final_start, 0) / fps, float(fps))
+
+
+def key_frames(first_frame: int, num_frames: int) -> np.ndarray:
+    """(T,) float32 scene frames of a motion already resampled to the scene rate, starting at the strip."""
+    return first_frame + np.arange(num_frames, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- names
+def _utf8_truncate(text: str, max_bytes: int) -> str:
+    encoded = text.encode("utf-8")[:max_bytes]
+    return encoded.decode("utf-8", errors="ignore")  # drops a cut multi-byte character
+
+
+def action_name(song: str, seed: int, take: int | None = None, existing=()) -> str:
+    """``dance_<song>_<seed>`` (``_t<k>`` for takes after the first), at most 63 UTF-8 bytes, not in ``existing``.
+
+    ``song`` is the file's stem; spaces and punctuation become ``_``; non-ASCII letters are kept. The song part
+    is shortened (never the seed) and a ``.001``-style suffix avoids a clash, as Blender would, but decided here
+    so the name is known before the action exists.
+    """
+    stem = re.sub(r"[\W_]+", "_", song).strip("_") or "song"
+    tail = f"_{int(seed)}" + (f"_t{take + 1}" if take else "")
+    existing = set(existing)
+    for n in range(1000):
+        suffix = "" if n == 0 else f".{n:03d}"
+        room = MAX_ID_NAME_BYTES - len(f"dance__{tail}{suffix}".encode()) + 1
+        name = f"dance_{_utf8_truncate(stem, room).rstrip('_')}{tail}{suffix}"
+        if name not in existing:
+            return name
+    raise ValueError("no free action name")
+
+
+# ---------------------------------------------------------------------------------------------- rotations
+def axis_angle_to_quaternion(rotvec: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle radians -> (..., 4) unit quaternion (w, x, y, z), float64."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    # sin(a/2)/a with its Taylor series near 0
+    scale = np.where(angle > 1e-8, np.sin(half) / np.maximum(angle, 1e-12), 0.5 - angle ** 2 / 48.0)
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+
+
+def quaternion_to_axis_angle(quat: np.ndarray) -> np.ndarray:
+    """(..., 4) (w, x, y, z) -> (..., 3) axis-angle with angle in [0, pi]."""
+    quat = np.asarray(quat, dtype=np.float64)
+    quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    quat = np.where(quat[..., :1] < 0, -quat, quat)
+    sin_half = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, quat[..., :1])
+    scale = np.where(sin_half > 1e-8, angle / np.maximum(sin_half, 1e-12), 2.0)
+    return quat[..., 1:] * scale
+
+
+def quaternion_to_matrix(quat: np.ndarray) -> np.ndarray:
+    """(..., 4) (w, x, y, z) -> (..., 3, 3)."""
+    q = np.asarray(quat, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], axis=-1).reshape(q.shape[:-1] + (3, 3))
+
+
+def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation -> (..., 4) (w, x, y, z) with w >= 0 (Shepperd's method, stable everywhere)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    candidates = np.stack([
+        np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - trace, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - trace, m[..., 1, 2] + m[..., 2, 1]], -1),
+        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - trace], -1),
+    ], axis=-2)  # (..., 4, 4): each row is 4 * q * (its largest component)
+    best = np.argmax(np.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1), axis=-1)
+    q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def make_continuous(quat: np.ndarray) -> np.ndarray:
+    """Flip signs along time (axis 0) so consecutive quaternions lie in one hemisphere (no F-curve jumps)."""
+    quat = np.array(quat, dtype=np.float64, copy=True)
+    dots = np.sum(quat[1:] * quat[:-1], axis=-1)
+    flips = np.cumsum(dots < 0, axis=0) % 2
+    quat[1:][flips.astype(bool)] *= -1
+    return quat
+
+
+# ---------------------------------------------------------------------------------------------- channels
+def _body_axes(heads: np.ndarray, names) -> np.ndarray:
+    """(3, 3) columns: the body's left, up and front directions from pelvis->neck and right_hip->left_hip."""
+    index = {n: i for i, n in enumerate(names)}
+    up = heads[index["neck"]] - heads[index["pelvis"]]
+    side = heads[index["left_hip"]] - heads[index["right_hip"]]
+    up = up / np.linalg.norm(up)
+    side = side - up * np.dot(side, up)
+    side = side / np.linalg.norm(side)
+    return np.stack([side, up, np.cross(side, up)], axis=-1)
+
+
+def armature_frame(rest_heads: np.ndarray, names, reference_heads: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation C taking SMPL's Y-up body frame into the armature's space, found from its rest pose.
+
+    Compares the armature's body axes with the SMPL skeleton's (``reference_heads``, e.g. the bundled
+    rest pose) and snaps to the nearest axis-aligned rotation: C = identity for this add-on's armatures (the
+    object transform does Y-up -> Z-up), X+90 deg for Z-up ones such as the SMPL-X add-on's.
+    ``rest_heads`` is (24, 3) in armature space, in ``names`` order (SMPL order).
+    """
+    frame = _body_axes(np.asarray(rest_heads, float), names) @ _body_axes(np.asarray(reference_heads, float), names).T
+    snapped = np.round(frame)
+    if abs(np.linalg.det(snapped) - 1.0) < 1e-9 and np.allclose(snapped @ snapped.T, np.eye(3)) \
+            and np.abs(frame - snapped).max() < 0.35:
+        return snapped
+    return frame
+
+
+def motion_to_bone_channels(poses: np.ndarray, trans: np.ndarray, rest_rotations: np.ndarray,
+                            rest_head_root: np.ndarray, frame: np.ndarray | None = None):
+    """Per-bone pose channels that reproduce a Motion on an armature with the given rest pose.
+
+    Args:
+        poses: (T, 24, 3) SMPL local axis-angle.
+        trans: (T, 3) root translation, metres, Y up (the pelvis position when the skeleton's offsets[0] = 0).
+        rest_rotations: (24, 3, 3) each bone's rest orientation in armature space (``Bone.matrix_local``).
+        rest_head_root: (3,) the root bone's rest head in armature space.
+        frame: (3, 3) SMPL -> armature space rotation C (identity for this add-on's armatures).
+    Returns:
+        quats (T, 24, 4) (w, x, y, z) ``rotation_quaternion`` per bone, continuous in time;
+        location (T, 3) the root bone's ``location``.
+
+    A pose bone's rotation is in its rest frame R: SMPL's local rotation L (in C's space) becomes
+    R^T (C L C^T) R, and the root's location is R0^T (C trans - rest head).
+    """
+    frame = np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64)
+    rest = np.asarray(rest_rotations, dtype=np.float64)
+    local = quaternion_to_matrix(axis_angle_to_quaternion(poses))            # (T, 24, 3, 3)
+    in_armature = frame @ local @ frame.T
+    bone = np.swapaxes(rest, -1, -2)[None] @ in_armature @ rest[None]
+    quats = make_continuous(matrix_to_quaternion(bone))
+    location = (np.asarray(trans, np.float64) @ frame.T - np.asarray(rest_head_root, np.float64)) @ rest[0]
+    return quats, location
+
+
+def bone_channels_to_motion(quats: np.ndarray, location: np.ndarray, rest_rotations: np.ndarray,
+                            rest_head_root: np.ndarray, frame: np.ndarray | None = None):
+    """Inverse of :func:`motion_to_bone_channels`: (T,24,4), (T,3) -> poses (T,24,3), trans (T,3)."""
+    frame = np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64)
+    rest = np.asarray(rest_rotations, dtype=np.float64)
+    bone = quaternion_to_matrix(quats)
+    local = frame.T @ (rest[None] @ bone @ np.swapaxes(rest, -1, -2)[None]) @ frame
+    poses = quaternion_to_axis_angle(matrix_to_quaternion(local))
+    trans = (np.asarray(location, np.float64) @ rest[0].T + np.asarray(rest_head_root, np.float64)) @ frame
+    return poses, trans
+
+
+# ---------------------------------------------------------------------------------------------- bpy
+def _interleave(frames: np.ndarray, values: np.ndarray) -> np.ndarray:
+    co = np.empty(2 * len(frames), dtype=np.float32)
+    co[0::2] = frames
+    co[1::2] = values
+    return co
+
+
+def write_curve(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
+    """Fill an empty F-curve with (frame, value) keys in bulk, linear interpolation (exact at every frame)."""
+    points = fcurve.keyframe_points
+    points.add(len(frames))
+    points.foreach_set("co", _interleave(frames, values))
+    points.foreach_set("interpolation", np.ones(len(frames), dtype=np.int32))  # enum index 1 = LINEAR
+    fcurve.update()
+
+
+def write_dance_action(obj, name: str, bone_names, frames: np.ndarray, quats: np.ndarray,
+                       root_location: np.ndarray, properties: dict | None = None):
+    """A new action on ``obj`` keyed in bulk: each bone's ``rotation_quaternion``, the root's ``location``.
+
+    ``frames`` (T,), ``quats`` (T, B, 4), ``root_location`` (T, 3); ``bone_names[0]`` is the root. Existing
+    actions are never edited: the new one is created and assigned (the previous stays in the file). Pose bones
+    are switched to quaternion rotation mode, which is what the keys animate.
+    """
+    from . import compat  # bpy-dependent; imported here so the pure part loads without Blender
+
+    action, curves = compat.new_action_for(obj, name)
+    for b, bone in enumerate(bone_names):
+        obj.pose.bones[bone].rotation_mode = "QUATERNION"
+        path = f'pose.bones["{bone}"].rotation_quaternion'
+        for c in range(4):
+            write_curve(curves.new(path, index=c, group_name=bone), frames, quats[:, b, c])
+    path = f'pose.bones["{bone_names[0]}"].location'
+    for c in range(3):
+        write_curve(curves.new(path, index=c, group_name=bone_names[0]), frames, root_location[:, c])
+    for key, value in (properties or {}).items():
+        action[key] = value
+    action.use_fake_user = True  # a take the user switches away from must survive saving
+    return action
+
+
+def read_dance_channels(obj, bone_names, frames: np.ndarray):
+    """Sample an armature's action back into (T, B, 4) quaternions and (T, 3) root location at ``frames``.
+
+    Bones without keys keep their rest pose (identity); works for any action, keyed densely or not.
+    """
+    from . import compat
+
+    curves = {(fc.data_path, fc.array_index): fc for fc in compat.action_fcurves(obj)}
+    quats = np.zeros((len(frames), len(bone_names), 4))
+    quats[..., 0] = 1.0
+    location = np.zeros((len(frames), 3))
+    for b, bone in enumerate(bone_names):
+        for c in range(4):
+            fc = curves.get((f'pose.bones["{bone}"].rotation_quaternion', c))
+            if fc is not None:
+                quats[:, b, c] = [fc.evaluate(f) for f in frames]
+    for c in range(3):
+        fc = curves.get((f'pose.bones["{bone_names[0]}"].location', c))
+        if fc is not None:
+            location[:, c] = [fc.evaluate(f) for f in frames]
+    return quats, location

@@ -1,0 +1,152 @@
+"""The add-on's pure parts (no Blender needed): timing, names, channels, body, the backend layer."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from e3d2_core.motion import Motion
+from e3d2_core.skeleton import default_skeleton, forward_kinematics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name):
+    """Import a blender_addon module without the package __init__ (which needs bpy)."""
+    spec = importlib.util.spec_from_file_location(f"_pure_{name}", ROOT / "blender_addon" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kf, arm, be = _load("keyframes"), _load("armature"), _load("backend")
+
+
+def test_strip_timing_trimmed_and_ntsc():
+    fps = kf.scene_fps(30, 1.001)
+    assert fps == pytest.approx(29.97003, abs=1e-5)
+    timing = kf.strip_timing(frame_start=10, frame_final_start=40, frame_final_end=340, fps=fps)
+    assert timing.first_frame == 40 and timing.audio_offset == pytest.approx(30 / fps)
+    assert timing.seconds == pytest.approx(300 / fps) and timing.last_frame == 339
+    assert kf.strip_timing(10, 10, 20, 24.0, sound_offset=0.5).audio_offset == pytest.approx(0.5)
+    np.testing.assert_array_equal(kf.key_frames(40, 3), [40, 41, 42])
+
+
+def test_action_names_are_short_unique_and_utf8_safe():
+    assert kf.action_name("Kevin MacLeod - Vibe Ace", 7) == "dance_Kevin_MacLeod_Vibe_Ace_7"
+    assert kf.action_name("song", 7, take=2) == "dance_song_7_t3"
+    long = kf.action_name("ü" * 80, 123456789)
+    assert len(long.encode("utf-8")) <= 63 and long.endswith("_123456789") and "\ufffd" not in long
+    assert kf.action_name("song", 1, existing={"dance_song_1"}) == "dance_song_1.001"
+    clash = kf.action_name("x" * 80, 1)
+    assert len(kf.action_name("x" * 80, 1, existing={clash}).encode()) <= 63
+
+
+def test_rotation_helpers_match_scipy():
+    rot = Rotation.random(200, random_state=3)
+    q = kf.axis_angle_to_quaternion(rot.as_rotvec())
+    np.testing.assert_allclose(kf.quaternion_to_matrix(q), rot.as_matrix(), atol=1e-12)
+    back = kf.matrix_to_quaternion(rot.as_matrix())
+    np.testing.assert_allclose(np.abs(np.sum(back * q, -1)), 1.0, atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_rotvec(kf.quaternion_to_axis_angle(q)).as_matrix(), rot.as_matrix(),
+                               atol=1e-12)
+    flips = kf.make_continuous(np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [-0.9, 0.1, 0, 0]]))
+    assert (flips[:, 0] > 0).all()
+
+
+def _pose_chain(quats, location, rest_rot, heads, parents):
+    """Blender's pose evaluation in numpy: M_j = M_p (Rest_p^-1 Rest_j) Basis_j, heads as positions."""
+    rest = np.tile(np.eye(4), (24, 1, 1))
+    rest[:, :3, :3], rest[:, :3, 3] = rest_rot, heads
+    out = np.zeros((len(quats), 24, 3))
+    for t in range(len(quats)):
+        world = []
+        for j, p in enumerate(parents):
+            basis = np.eye(4)
+            basis[:3, :3] = kf.quaternion_to_matrix(quats[t, j])
+            if j == 0:
+                basis[:3, 3] = location[t]
+            m = rest[j] @ basis if p < 0 else world[p] @ np.linalg.inv(rest[p]) @ rest[j] @ basis
+            world.append(m)
+            out[t, j] = m[:3, 3]
+    return out
+
+
+@pytest.mark.parametrize("frame_name", ["identity", "z_up"])
+def test_bone_channels_reproduce_fk_for_any_rest_orientation(frame_name):
+    sk = default_skeleton()
+    data = {"names": list(sk.names), "parents": list(sk.parents), "offsets": sk.offsets}
+    rng = np.random.default_rng(0)
+    poses, trans = rng.normal(scale=0.5, size=(5, 24, 3)), rng.normal(size=(5, 3))
+    frame = np.eye(3) if frame_name == "identity" else Rotation.from_euler("x", 90, degrees=True).as_matrix()
+    heads = arm.rest_heads(data["offsets"], data["parents"]) @ frame.T
+    rest_rot = Rotation.random(24, random_state=1).as_matrix()  # arbitrary bone rolls/directions
+    assert np.allclose(kf.armature_frame(heads, data["names"], arm.reference_heads()), frame, atol=1e-9)
+    quats, location = kf.motion_to_bone_channels(poses, trans, rest_rot, heads[0], frame)
+    expected = forward_kinematics(poses, trans) @ frame.T
+    np.testing.assert_allclose(_pose_chain(quats, location, rest_rot, heads, data["parents"]), expected, atol=1e-9)
+    back_poses, back_trans = kf.bone_channels_to_motion(quats, location, rest_rot, heads[0], frame)
+    np.testing.assert_allclose(forward_kinematics(back_poses, back_trans), forward_kinematics(poses, trans), atol=1e-9)
+
+
+def test_skeleton_layout_and_capsule_body():
+    data = arm.load_skeleton_data()
+    heads = arm.rest_heads(data["offsets"], data["parents"])
+    np.testing.assert_allclose(heads, default_skeleton().rest_joints(), atol=1e-12)
+    tails = arm.bone_tails(heads, data["names"], data["parents"])
+    assert (np.linalg.norm(tails - heads, axis=1) >= 0.03 - 1e-12).all()
+    assert np.allclose(tails[0], heads[3])  # pelvis points at spine1
+    verts, faces, owner = arm.capsule_body(heads, data["names"], data["parents"])
+    assert len(verts) == len(owner) and max(max(f) for f in faces) == len(verts) - 1
+    # each capsule stays within its radius of its segment: nothing floats away from the skeleton
+    assert np.linalg.norm(verts - heads[owner], axis=1).max() < 0.7
+    # closed surface: every edge is shared by exactly two faces
+    edges = {}
+    for f in faces:
+        for a, b in zip(f, f[1:] + f[:1]):
+            edges[frozenset((a, b))] = edges.get(frozenset((a, b)), 0) + 1
+    assert set(edges.values()) == {2}
+    js = arm.skeleton_from_joints(heads + [0, 1, 0], data["names"], data["parents"])
+    np.testing.assert_allclose(js["offsets"][1:], data["offsets"][1:], atol=1e-12)
+
+
+def test_thread_job_reports_progress_result_error_and_cancel():
+    from e3d2_core import serve
+    from addon_support import SONG, procedural_generate
+
+    request = {"id": "g", "op": "generate", "audio": str(SONG), "seconds": 2.0, "offset": 1.0, "fps": 24.0,
+               "seed": 3, "takes": 2, "facing": 90.0}
+    seen = []
+    job = be.InProcessBackend(generate_fn=procedural_generate).start(request)
+    result = job.wait(on_progress=lambda f, m: seen.append(f))
+    assert seen and seen == sorted(seen) and len(result["motions"]) == 2
+    motion = Motion.load(result["motions"][0])
+    assert motion.fps == 24.0 and motion.num_frames == 48 and motion.meta["audio_offset"] == 1.0
+    # the take is the generator's dance from second 1 on, turned 90 degrees about Y, at 24 fps
+    reference = procedural_generate(str(SONG), seconds=3.0, seed=3)[0].trim_seconds(1.0, 3.0)
+    turned = serve.rotate_facing(reference, 90.0).resample(24.0)
+    np.testing.assert_allclose(motion.joints(), turned.joints(), atol=1e-4)
+    plain = reference.resample(24.0).trans
+    np.testing.assert_allclose(motion.trans[:, 0], plain[:, 2], atol=1e-5)  # +90 deg about Y: x' = z, z' = -x
+    np.testing.assert_allclose(motion.trans[:, 2], -plain[:, 0], atol=1e-5)
+
+    bad = be.InProcessBackend(generate_fn=procedural_generate).start({**request, "audio": "/no/such.ogg"})
+    with pytest.raises(be.BackendError, match="audio file not found"):
+        bad.wait()
+    slow = be.InProcessBackend(generate_fn=lambda *a, **k: procedural_generate(*a, delay=5.0, **k)).start(request)
+    slow.cancel()
+    with pytest.raises(be.BackendError, match="cancelled"):
+        slow.wait(timeout=10)
+
+
+def test_missing_backend_interpreter_and_setup_without_source(tmp_path):
+    with pytest.raises(be.BackendError, match="interpreter not found"):
+        be.SubprocessBackend(str(tmp_path / "nope" / "python")).start({"id": "x", "op": "check"})
+    with pytest.raises(be.BackendError, match="online access"):
+        be.setup_environment(tmp_path / "venv", ["numpy"], online=False)
+    with pytest.raises(be.BackendError, match="no backend"):
+        be.choose_backend("SUBPROCESS", "")
