@@ -21,6 +21,7 @@ COMMANDS = {
     "generate": "e3d2_core.commands.generate",
     "score": "e3d2_core.commands.score",
     "train": "e3d2_core.commands.train",
+    "evaluate": "e3d2_core.commands.evaluate",
 }
 
 
