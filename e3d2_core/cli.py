@@ -22,6 +22,7 @@ COMMANDS = {
     "score": "e3d2_core.commands.score",
     "train": "e3d2_core.commands.train",
     "evaluate": "e3d2_core.commands.evaluate",
+    "report": "e3d2_core.commands.report",
 }
 
 

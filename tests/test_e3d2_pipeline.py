@@ -35,7 +35,7 @@ def run(tmp_path_factory):
     data = root / "data"
     for split, items in (("train", [("a", "m0", 0), ("b", "m1", 1), ("c", "m2", 2)]),
                          ("test", [("t", "m9", 9)])):
-        seqs = [_sequence(n, m, 72, s) for n, m, s in items]
+        seqs = [_sequence(n, m, 80, s) for n, m, s in items]
         shards.write_shard(data / f"{split}.npz", seqs, fps=FPS, music_fps=MUSIC_FPS, music_kind="compact",
                            split=split, note="procedural test data")
     train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
@@ -51,10 +51,11 @@ def run(tmp_path_factory):
                                                                           "eval_every": 20, "min_len": 6,
                                                                           "max_len": 12}},
               "rl": {"iterations": 3, "songs": 1, "takes": 3, "window": 16, "eval_every": 3, "eval_steps": 32,
-                     "checkpoint_every": 1, "snapshot_steps": [40]}}
+                     "checkpoint_every": 1, "snapshot_steps": [40]},
+              "report": {"resamples": 20}}
     run_dir = root / "run"
     options = stages.StageOptions(progress=False, device="cpu")
-    for name in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "bundle"):
+    for name in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
         stages.run_stage(name, config, run_dir, options)
     yield config, run_dir
     torch.set_num_threads(threads)
@@ -116,3 +117,22 @@ def test_rl_resumes_after_a_kill(run):
     stages.run_stage("rl", config, run_dir, stages.StageOptions(resume=True, progress=False, device="cpu"))
     lines = (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3              # nothing redone: the finished iterations were restored
+
+
+def test_report_json_has_the_issue_keys(run, capsys):
+    import argparse
+
+    from e3d2_core.commands import report as command
+
+    _, run_dir = run
+    assert command.run(argparse.Namespace(run=str(run_dir), json=True)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["table1"]) == {"gt", "bc", "rl"}
+    for row in report["table1"].values():
+        assert {"fid_k", "fid_g", "div_k", "div_g", "bas"} <= set(row)
+        assert row["ci"]["fid_k"][0] <= row["ci"]["fid_k"][1]
+    assert {(r["reward"], r["steps"]) for r in report["table3"]} >= {("learned", 0), ("hand", 0), ("learned", 40), ("learned", 135)}
+    assert list(report["table4"]) == ["0.02", "0.5", "1.0"] and "u_bar" in report["table4"]["0.02"]
+    assert set(report["reward_accuracy"]) == {"0.02|0.5", "0.02|1.0", "0.5|1.0"}
+    assert command.run(argparse.Namespace(run=str(run_dir), json=False)) == 0
+    assert "Table 3" in capsys.readouterr().out

@@ -364,3 +364,13 @@ register_stage(Stage("rl", run_rl, "rl.pt", needs=("reward",), bundle_keys=("pol
                      help="π_RL: PPO against R_θ with a KL guard to π_BC"))
 register_stage(Stage("rl_hand", run_rl_hand, "rl_hand.pt", needs=("reward",), order=55,
                      help="Table 3 ablation: the same RL with the hand-designed reward"))
+
+
+def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    from e3d2_core.training.report import run_report
+
+    return run_report(config, run_dir, options)
+
+
+register_stage(Stage("report", _run_report, "report.json", needs=("rl",), order=80,
+                     help="the paper's Tables 1, 3, 4 and Figure 3 on the run's held-out music"))
