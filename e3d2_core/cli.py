@@ -19,8 +19,10 @@ COMMANDS = {
     "features": "e3d2_core.commands.features",
     "preview": "e3d2_core.commands.preview",
     "generate": "e3d2_core.commands.generate",
-    "evaluate": "e3d2_core.commands.evaluate",
+    "score": "e3d2_core.commands.score",
     "train": "e3d2_core.commands.train",
+    "evaluate": "e3d2_core.commands.evaluate",
+    "report": "e3d2_core.commands.report",
 }
 
 

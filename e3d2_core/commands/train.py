@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--data", help="training data folder (train.npz, val.npz); overrides the config's data.dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--reward", choices=("learned", "hand"), default="learned",
+                        help="for the rl stage: R_θ (default) or the hand-designed reward (Table 3 ablation, "
+                             "the same as stage rl_hand)")
 
 
 def load_config(path) -> dict:
@@ -56,6 +59,7 @@ def run(args) -> int:
         ran = stages.run_all(config, Path(args.run), options)
         print(f"stages run: {', '.join(ran) or 'none (all finished)'}; model: {Path(args.run) / 'model.pt'}")
     else:
-        output = stages.run_stage(args.stage, config, Path(args.run), options)
+        stage = "rl_hand" if args.stage == "rl" and args.reward == "hand" else args.stage
+        output = stages.run_stage(stage, config, Path(args.run), options)
         print(f"{args.stage}: wrote {output}")
     return 0

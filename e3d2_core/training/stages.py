@@ -364,3 +364,6 @@ register_stage(Stage("bc", run_bc, "bc.pt", needs=("vqvae",), bundle_keys=("poli
                      help="behaviour-cloned policy pi_BC on (music, code) windows"))
 register_stage(Stage("bundle", run_bundle, "model.pt", needs=("vqvae", "bc"), order=90,
                      help="merge the stage outputs into the run's model.pt bundle", rerun_after_upstream=True))
+
+# The E3D2 stages (demos, reward, rl, rl_hand) register themselves; imported last, they use the helpers above.
+importlib.import_module("e3d2_core.training.e3d2_stages")

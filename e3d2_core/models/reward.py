@@ -1,0 +1,198 @@
+"""R_θ: the learned per-step dance reward of E3D2, read from the motion itself and the music.
+
+Input is *joint positions* (forward kinematics of any Motion, or positions-only data), never the policy's codes:
+codes would hide decoding artefacts and could not score imported or hand-made animation.
+
+Per code step (``frames_per_step`` = 8 frames at the model's ``fps``) the motion is summarised by
+:func:`step_features`: root-relative joint positions and joint velocities expressed in the body's heading frame
+(so the reward does not depend on where the dancer stands or faces), the root velocity in that frame, root height,
+mean joint speeds and accelerations, and the per-frame mean speed (the motion-beat signal, kept at frame
+resolution so beat timing inside a step stays visible) and the step's peak speed and acceleration (a one-frame pop
+or seam would vanish in a mean). The music comes in at the code rate.
+
+The network is a *causal* dilated temporal convolution over steps: ``r_t`` depends on steps ``t - C + 1 .. t``
+only (C = :attr:`RewardModel.context_steps`). Causal and of finite context was chosen because (1) a snippet's
+return is then exactly the sum of the same per-step rewards the whole song would give once the ``C - 1`` steps
+before the snippet are supplied (training and scoring agree); (2) in RL, the reward of step t is fixed once
+step t is generated, so credit is not smeared onto earlier actions by future context.
+An ensemble of independently initialised members is averaged (D-REX uses 3).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
+NUM_JOINTS = 24
+# rel. positions, velocities, speeds, accelerations, root height, per-step peak speed and peak acceleration
+MOTION_DIM_BASE = 72 + 72 + 24 + 24 + 1 + 2
+
+DEFAULT_CONFIG = {
+    "fps": 60.0,             # model frame rate; other motion is resampled to it
+    "frames_per_step": 8,    # one code step
+    "music_dim": 438,        # music features per code step (the bundle's kind)
+    "hidden": 128,
+    "layers": 3,             # dilations 1, 2, 4, ... -> context 1 + (kernel-1) * (2**layers - 1) steps
+    "kernel": 3,
+    "dropout": 0.1,
+    "ensemble": 1,
+}
+
+
+def motion_dim(frames_per_step: int) -> int:
+    return MOTION_DIM_BASE + frames_per_step
+
+
+def heading_rotation(joints: torch.Tensor) -> torch.Tensor:
+    """Per-frame rotation about +Y that turns the body to face +Z.
+
+    Args:
+        joints: (..., 24, 3) positions, Y up.
+    Returns:
+        (..., 3, 3) matrices R with ``R @ forward = +Z`` for the body's horizontal forward direction
+        (forward = across x up, across = left-minus-right hips and shoulders).
+    """
+    across = (joints[..., LEFT_HIP, :] - joints[..., RIGHT_HIP, :]
+              + joints[..., LEFT_SHOULDER, :] - joints[..., RIGHT_SHOULDER, :])
+    # forward = across x (0, 1, 0) = (-a_z, 0, a_x)
+    fx, fz = -across[..., 2], across[..., 0]
+    angle = torch.atan2(fx, fz)  # heading about +Y, 0 when facing +Z
+    c, s = torch.cos(angle), torch.sin(angle)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    # rotation by -angle about Y
+    return torch.stack([c, zero, -s, zero, one, zero, s, zero, c], -1).reshape(angle.shape + (3, 3))
+
+
+def step_features(joints: torch.Tensor, fps: float, frames_per_step: int = 8) -> torch.Tensor:
+    """Per-step motion summary that R_θ reads.
+
+    Args:
+        joints: (B, T, 24, 3) joint positions in metres, Y up, at ``fps``; T >= 2 (frames past the last whole
+            step are dropped).
+        fps: frame rate of ``joints``.
+        frames_per_step: frames pooled into one step.
+    Returns:
+        (B, N, D) float tensor, N = T // frames_per_step, D = :func:`motion_dim` (frames_per_step).
+    """
+    B, T = joints.shape[:2]
+    n_steps = T // frames_per_step
+    joints = joints.float()
+    heading = heading_rotation(joints)                                     # (B,T,3,3)
+    root = joints[:, :, :1]
+    rel = torch.einsum("btij,btkj->btki", heading, joints - root)           # (B,T,24,3)
+    disp = joints[:, 1:] - joints[:, :-1]
+    disp = torch.cat([disp[:, :1], disp], 1) * fps                           # m/s, frame 0 copies frame 1
+    vel = torch.einsum("btij,btkj->btki", heading, disp)
+    speed = vel.norm(dim=-1)                                                 # (B,T,24)
+    acc = torch.cat([(disp[:, 1:2] - disp[:, :1]), disp[:, 1:] - disp[:, :-1]], 1).norm(dim=-1) * fps / 100.0
+    height = joints[:, :, 0, 1:2]
+    per_frame = torch.cat([rel.flatten(2), vel.flatten(2), speed, acc, height], -1)  # (B,T,193)
+    per_frame = per_frame[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step, -1)
+    beat_signal = speed.mean(-1)[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step)
+    # peaks inside a step: a pop or a seam lasts one frame and would vanish in the step mean
+    peak_acc = acc.mean(-1)[:, :n_steps * frames_per_step].reshape(B, n_steps, frames_per_step).amax(-1, True)
+    return torch.cat([per_frame.mean(2), beat_signal.amax(-1, True), peak_acc, beat_signal], -1)
+
+
+class CausalConvBlock(nn.Module):
+    """Pre-norm residual block: LayerNorm -> causal dilated Conv1d -> GELU -> Linear."""
+
+    def __init__(self, width: int, kernel: int, dilation: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.pad = (kernel - 1) * dilation
+        self.conv = nn.Conv1d(width, width, kernel, dilation=dilation)
+        self.proj = nn.Linear(width, width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):  # (B, N, W)
+        h = self.norm(x).transpose(1, 2)
+        h = self.conv(F.pad(h, (self.pad, 0))).transpose(1, 2)
+        return x + self.drop(self.proj(F.gelu(h)))
+
+
+class RewardMember(nn.Module):
+    """One ensemble member: motion + music per step -> one scalar per step."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        width = config["hidden"]
+        self.motion_in = nn.Linear(motion_dim(config["frames_per_step"]), width)
+        self.music_in = nn.Linear(config["music_dim"], width)
+        self.blocks = nn.ModuleList(CausalConvBlock(width, config["kernel"], 2 ** i, config["dropout"])
+                                    for i in range(config["layers"]))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, motion, music):  # (B,N,Dm), (B,N,Da) -> (B,N)
+        x = self.motion_in(motion) + self.music_in(music)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x)).squeeze(-1)
+
+
+class RewardModel(nn.Module):
+    """R_θ: an ensemble of :class:`RewardMember` with input normalisation stored as buffers.
+
+    ``config`` is plain data (see :data:`DEFAULT_CONFIG`); the checkpoint holds it with the state dict.
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = {**DEFAULT_CONFIG, **config}
+        cfg = self.config
+        self.members = nn.ModuleList(RewardMember(cfg) for _ in range(cfg["ensemble"]))
+        dm, da = motion_dim(cfg["frames_per_step"]), cfg["music_dim"]
+        self.register_buffer("motion_mean", torch.zeros(dm))
+        self.register_buffer("motion_std", torch.ones(dm))
+        self.register_buffer("music_mean", torch.zeros(da))
+        self.register_buffer("music_std", torch.ones(da))
+
+    @property
+    def context_steps(self) -> int:
+        """How many steps (including the current one) a per-step reward depends on."""
+        cfg = self.config
+        return 1 + (cfg["kernel"] - 1) * (2 ** cfg["layers"] - 1)
+
+    @property
+    def step_seconds(self) -> float:
+        return self.config["frames_per_step"] / self.config["fps"]
+
+    def fit_normalisation(self, motion_feats: torch.Tensor, music: torch.Tensor) -> None:
+        """Set input z-score statistics from training data: (..., Dm) and (..., Da)."""
+        m = motion_feats.reshape(-1, motion_feats.shape[-1]).float()
+        a = music.reshape(-1, music.shape[-1]).float()
+        self.motion_mean.copy_(m.mean(0))
+        self.motion_std.copy_(m.std(0).clamp_min(1e-3))
+        self.music_mean.copy_(a.mean(0))
+        self.music_std.copy_(a.std(0).clamp_min(1e-3))
+
+    def member_rewards(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(E, B, N) per-step rewards of every member from :func:`step_features` output and music (B,N,Da)."""
+        if motion_feats.shape[:2] != music.shape[:2]:
+            raise ValueError(f"motion steps {tuple(motion_feats.shape[:2])} != music steps {tuple(music.shape[:2])}")
+        x = (motion_feats.float() - self.motion_mean) / self.motion_std
+        a = (music.float() - self.music_mean) / self.music_std
+        return torch.stack([member(x, a) for member in self.members])
+
+    def forward(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(B, N) per-step reward: the ensemble mean."""
+        return self.member_rewards(motion_feats, music).mean(0)
+
+    def reward_joints(self, joints: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(B, N) per-step reward from joints (B, T, 24, 3) at the model fps and music (B, >=N, Da)."""
+        feats = step_features(joints, self.config["fps"], self.config["frames_per_step"])
+        return self(feats, music[:, :feats.shape[1]])
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(config: dict) -> str:
+    cfg = {**DEFAULT_CONFIG, **config}
+    context = 1 + (cfg["kernel"] - 1) * (2 ** cfg["layers"] - 1)
+    return (f"R_θ: causal dilated conv, {cfg['layers']} layers x {cfg['hidden']} wide, ensemble {cfg['ensemble']}, "
+            f"context {context} steps ({context * cfg['frames_per_step'] / cfg['fps']:.2f} s), "
+            f"music {cfg['music_dim']}-d")

@@ -1,0 +1,376 @@
+"""The E3D2 stages of the pipeline: demos -> reward -> rl (and rl_hand, the Table 3 ablation).
+
+Registered in :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs, checkpoints as it
+goes (a killed stage resumes), and writes its done-marker last. Config sections (all keys optional)::
+
+    demos:  {eps: [0.02, 0.25, 0.5, 0.75, 1.0], takes: 4, max_steps: 480, seed: 0}
+    reward: {model: {hidden, layers, kernel, dropout, ensemble},
+             train: {steps, batch, lr, min_len, max_len, eval_every, patience, reward_l2, corrupt_fraction},
+             seed: 0}
+    rl:     {iterations, songs, takes, window, temperature, lr, clip, ppo_epochs, gamma, kl, eval_every,
+             checkpoint_every, eval_steps, snapshot_steps: [...], orientation_weight}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from e3d2_core.errors import E3D2Error
+from e3d2_core.fileio import atomic_open, atomic_path
+from e3d2_core.skeleton import forward_kinematics_torch
+from e3d2_core.training import stages
+from e3d2_core.training.stages import Stage, StageOptions, register_stage
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+def _save_torch(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def _load_torch(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged checkpoint is reported, not trusted
+        raise E3D2Error(f"unreadable checkpoint ({type(err).__name__})", path=path) from None
+
+
+def _models(run_dir: Path, device):
+    """(vqvae, π_BC, bc bundle) of a run."""
+    vqvae, _ = stages.load_vqvae(run_dir, device)
+    bc = stages.load_stage_output(run_dir, "bc")
+    policy = stages.model_class("policy")(dict(bc["policy"]["config"]))
+    policy.load_state_dict(bc["policy"]["state_dict"])
+    return vqvae, policy.to(device).eval(), bc
+
+
+def _songs(config: dict, max_steps: int | None):
+    from e3d2_core.training.demos import songs_from_shards
+
+    train = [stages.load_split(config, "train")]
+    val = stages.load_split(config, "val", required=False)
+    test = stages.load_split(config, "test", required=False)
+    songs = songs_from_shards(train + ([val] if val else []), test, max_steps=max_steps)
+    if not any(s.split == "held_out" for s in songs):       # no test split: hold the last training song out
+        train_songs = [s for s in songs if s.split == "train"]
+        if len(train_songs) < 2:
+            raise E3D2Error("the data has fewer than two songs: nothing to hold out for validation")
+        train_songs[-1].split = "held_out"
+    return songs, train[0], test
+
+
+# ---------------------------------------------------------------------------------------------- demos
+def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    """Roll π_BC out at every ε on every song (training and held-out), one batched pass per song."""
+    from e3d2_core.training.demos import DEFAULT_EPS, generate_song_demos, seed_codes_from, write_demo_shard
+
+    run_dir = Path(run_dir)
+    cfg = {"eps": list(DEFAULT_EPS), "takes": 4, "max_steps": None, "seed": 0, **config.get("demos", {})}
+    stages.apply_threads(config)
+    device = stages.stage_device(config, options)
+    vqvae, policy, bc = _models(run_dir, device)
+    songs, train, _ = _songs(config, cfg["max_steps"])
+    rng = np.random.default_rng(int(cfg["seed"]))
+    seeds = seed_codes_from(vqvae, train.sequences, int(cfg["takes"]), rng, device)
+    out_dir = run_dir / "demos"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, song in enumerate(songs):
+        name = f"{song.split}_{k:03d}_{''.join(c if c.isalnum() else '_' for c in song.music_id)[:40]}.npz"
+        names.append(name)
+        if (out_dir / name).is_file() and options.resume:
+            continue
+        demo = generate_song_demos(vqvae, policy, song, bc["music"]["mean"], bc["music"]["std"],
+                                   [float(e) for e in cfg["eps"]], int(cfg["takes"]), *seeds,
+                                   seed=int(cfg["seed"]) * 1000 + k)
+        write_demo_shard(out_dir / name, **demo, music_id=song.music_id, split=song.split, fps=vqvae.fps)
+        if options.progress:
+            print(f"demos: {k + 1}/{len(songs)} {song.split} {song.music_id} ({len(song.music)} steps)")
+    output = run_dir / stages.STAGES["demos"].output
+    _write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": int(cfg["takes"]),
+                         "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
+                         "music_kind": str(bc["music"]["kind"])})
+    return output
+
+
+# ---------------------------------------------------------------------------------------------- reward
+def _joints(poses, trans) -> torch.Tensor:
+    return forward_kinematics_torch(torch.as_tensor(poses), torch.as_tensor(trans)).float()
+
+
+def build_groups(demos: list[dict], fps: float, frames_per_step: int):
+    """Ranked groups (one per song) split into training and held-out."""
+    from e3d2_core.models.reward import step_features
+    from e3d2_core.training.trex import RankedGroup, Trajectory
+
+    train, held = [], []
+    for demo in demos:
+        feats = step_features(_joints(demo["poses"], demo["trans"]), fps, frames_per_step)
+        trajs = [Trajectory(f, float(e), f"{demo['music_id']}/{float(e)!r}/{i}")
+                 for i, (f, e) in enumerate(zip(feats, demo["eps"]))]
+        group = RankedGroup(torch.from_numpy(demo["music"]), trajs, demo["music_id"])
+        (held if demo["split"] == "held_out" else train).append(group)
+    return train, held
+
+
+def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int):
+    """Clean (rank 0) vs jittered and time-shuffled (rank 1) copies of each (joints (T,24,3), music (N,D))."""
+    from e3d2_core.models.reward import step_features
+    from e3d2_core.training import corrupt
+    from e3d2_core.training.trex import RankedGroup, Trajectory
+
+    rng = np.random.default_rng(seed)
+    groups = []
+    for joints, music in motions:
+        versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps) for kind in ("noise", "shuffle")]
+        feats = [step_features(torch.from_numpy(np.ascontiguousarray(v))[None], fps, frames_per_step)[0]
+                 for v in versions]
+        n = min(len(music), len(feats[0]))
+        groups.append(RankedGroup(torch.from_numpy(music[:n]),
+                                  [Trajectory(f[:n], float(r)) for f, r in zip(feats, (0, 1, 1))]))
+    return groups
+
+
+@torch.no_grad()
+def robustness(model, motions, fps: float, seed: int, repeats: int = 5) -> dict:
+    """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption."""
+    from e3d2_core.models.reward import step_features
+    from e3d2_core.training import corrupt
+
+    rng = np.random.default_rng(seed)
+    wins = {"noise": [], "shuffle": []}
+    per_step = model.config["frames_per_step"]
+    for joints, music in motions:
+        clean = step_features(torch.from_numpy(np.ascontiguousarray(joints))[None], fps, per_step)
+        n = min(len(music), clean.shape[1])
+        m = torch.from_numpy(music[:n])[None]
+        r_clean = model(clean[:, :n], m).sum().item()
+        for kind in wins:
+            for _ in range(repeats):
+                bad = step_features(torch.from_numpy(corrupt.corrupt(joints, kind, rng, fps))[None], fps, per_step)
+                wins[kind].append(r_clean > model(bad[:, :n], m).sum().item())
+    return {kind: float(np.mean(v)) if v else None for kind, v in wins.items()}
+
+
+def plot_accuracy(history: list[dict], path: Path) -> None:
+    """The paper's Figure 3: pairwise accuracy per ε pair during training, train (dashed) and held-out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history]
+    keys = sorted({k for h in history for k in h["held_out_accuracy"]},
+                  key=lambda k: tuple(float(x) for x in k.split("|")))
+    for i, key in enumerate(keys):
+        color = plt.cm.viridis(i / max(1, len(keys) - 1))
+        ax.plot(steps, [h["held_out_accuracy"].get(key, np.nan) for h in history], color=color, label=key)
+        ax.plot(steps, [h["train_accuracy"].get(key, np.nan) for h in history], color=color, ls="--", lw=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("pairwise accuracy")
+    ax.set_ylim(0.0, 1.02)
+    ax.set_title("R_θ accuracy per ε pair (solid: held-out music, dashed: training music)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def _real_motions(shard, fps: float, limit: int = 8):
+    """(joints, raw music) of a shard's real dances, for corruption pairs and the robustness check."""
+    out = []
+    for seq in (shard.sequences if shard else [])[:limit]:
+        out.append((_joints(seq.poses, seq.trans).numpy(), np.asarray(seq.music, np.float32)))
+    return out
+
+
+def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    """Train R_θ by T-REX on the demonstrations (+ clean-vs-corrupted real and ε=min pairs)."""
+    from e3d2_core.models.reward import RewardModel
+    from e3d2_core.scoring import policy_fingerprint, reward_entry
+    from e3d2_core.training.demos import load_demos
+    from e3d2_core.training.trex import pairwise_accuracy, return_per_minute, train_trex
+
+    run_dir = Path(run_dir)
+    work = run_dir / "reward"
+    cfg = config.get("reward", {})
+    train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
+                 "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, **cfg.get("train", {})}
+    seed = int(cfg.get("seed", config.get("seed", 0)))
+    stages.apply_threads(config)
+    torch.manual_seed(seed)
+    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    fps = float(index["fps"])
+    demos = load_demos(run_dir)
+    music_dim = demos[0]["music"].shape[1]
+    model = RewardModel({**cfg.get("model", {}), "fps": fps, "music_dim": int(music_dim)})
+    per_step = model.config["frames_per_step"]
+    train, held = build_groups(demos, fps, per_step)
+    if not train or not held:
+        raise E3D2Error("R_θ needs demonstrations on training and on held-out music", path=run_dir)
+    # corrupted pairs: the real training dances, and the least-noisy demonstrations
+    train_shard = stages.load_split(config, "train")
+    test_shard = stages.load_split(config, "test", required=False)
+    real_train = _real_motions(train_shard, fps)
+    best_eps = min(float(e) for e in index["eps"])
+    demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
+                  for d in demos if d["split"] != "held_out" for i in np.flatnonzero(d["eps"] == best_eps)[:1]]
+    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed)
+    model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
+                            torch.cat([g.music for g in train]))
+    state_path = work / "state.pt"
+    state = _load_torch(state_path) if options.resume and state_path.is_file() else None
+    if state is not None:
+        model.load_state_dict(state["model"])  # normalisation buffers included
+
+    def save(s):
+        _save_torch(state_path, s)
+
+    def log(record):
+        if options.progress:
+            print(f"reward: step {record['step']} loss {record['loss']:.3f} held-out {record['held_out_mean']:.3f}")
+
+    eval_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
+    state = train_trex(model, train, held, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
+                       lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
+                       max_len=int(train_cfg["max_len"]), eval_len=eval_len,
+                       eval_every=int(train_cfg["eval_every"]), patience=int(train_cfg["patience"]),
+                       reward_l2=float(train_cfg["reward_l2"]), extra_train=extra,
+                       extra_fraction=float(train_cfg["corrupt_fraction"]), seed=seed, state=state, log=log,
+                       checkpoint_fn=save)
+    held_real = _real_motions(test_shard, fps)
+    summary = {
+        "steps": state["step"], "best_held_out_mean": state["best"],
+        "reward_accuracy": pairwise_accuracy(model, held, eval_len),
+        "train_accuracy": pairwise_accuracy(model, train, eval_len, windows=2),
+        "u_bar_held_out": return_per_minute(model, held), "u_bar_train": return_per_minute(model, train),
+        "robustness_held_out_real": robustness(model, held_real, fps, seed) if held_real else None,
+        "corruption_pairs": {"real_training_dances": len(real_train), "eps_min_demos": len(demo_clean)},
+        "held_out_music": sorted({g.name for g in held}), "eval_snippet_steps": eval_len,
+    }
+    _write_json(work / "history.json", state["history"])
+    _write_json(work / "summary.json", summary)
+    if state["history"]:
+        plot_accuracy(state["history"], work / "accuracy.png")
+    bc = stages.load_stage_output(run_dir, "bc")
+    entry = reward_entry(model, policy_fingerprint=policy_fingerprint(bc["policy"]["state_dict"]),
+                         music_kind=str(index["music_kind"]), note="T-REX on ε-ranked π_BC demonstrations",
+                         metrics={"reward_accuracy": summary["reward_accuracy"]})
+    output = run_dir / stages.STAGES["reward"].output
+    stages.save_stage_output(output, {"reward": entry})
+    return output
+
+
+# ---------------------------------------------------------------------------------------------- rl
+def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
+    from e3d2_core.scoring import reward_from_entry
+    from e3d2_core.training.demos import load_demos, seed_codes_from, Song
+    from e3d2_core.training.hand_reward import BEAT_COLUMN
+    from e3d2_core.training.rl import RLRunner, evaluate_returns
+
+    run_dir = Path(run_dir)
+    name = "rl" if kind == "learned" else "rl_hand"
+    work = run_dir / name
+    cfg = {"checkpoint_every": 10, "eval_steps": 400, **config.get("rl", {}), "reward": kind}
+    stages.apply_threads(config)
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    device = stages.stage_device(config, options)
+    vqvae, policy, bc = _models(run_dir, device)
+    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+                                     policy_state=bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
+    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    demos = load_demos(run_dir)
+    songs = [Song(d["music_id"], d["music"], d["split"]) for d in demos]
+    train_songs = [s for s in songs if s.split == "train"]
+    held_songs = [s for s in songs if s.split == "held_out"]
+    train_shard = stages.load_split(config, "train")
+    seeds = seed_codes_from(vqvae, train_shard.sequences, 8, np.random.default_rng(0), device)
+    mean, std = bc["music"]["mean"], bc["music"]["std"]
+    beat_column = BEAT_COLUMN[str(index["music_kind"])]
+    runner = RLRunner(policy, vqvae, train_songs, mean, std, seeds, cfg, reward_model=reward_model,
+                      beat_column=beat_column)
+    state_path = work / "state.pt"
+    log_path = work / "metrics.jsonl"
+    if options.resume and state_path.is_file():
+        runner.load_state(_load_torch(state_path))
+    elif log_path.exists():
+        log_path.unlink()
+
+    def evaluate():
+        return {f"{music}_{reward}": evaluate_returns(runner.policy, vqvae, songs_, mean, std, seeds,
+                                                      reward_model=reward_model, kind=reward,
+                                                      beat_column=beat_column, max_steps=int(cfg["eval_steps"]))
+                for music, songs_ in (("held_out", held_songs), ("train", train_songs[:2]))
+                for reward in ("learned", "hand")}
+
+    summary_path = work / "summary.json"
+    before = json.loads(summary_path.read_text())["before"] if summary_path.is_file() and options.resume \
+        else evaluate()
+    _write_json(summary_path, {"before": before})
+    snapshots = sorted(int(s) for s in cfg.get("snapshot_steps", []))
+    while runner.iteration_count < int(cfg["iterations"]):
+        steps_before = runner.interaction_steps
+        record = runner.iteration()
+        for milestone in snapshots:
+            if steps_before < milestone <= runner.interaction_steps:
+                _save_torch(work / "snapshots" / f"steps_{milestone}.pt", {"policy": runner.state()["policy"],
+                                                                           "interaction_steps": milestone})
+        if runner.iteration_count % int(cfg["eval_every"]) == 0:
+            record["eval"] = evaluate()
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if options.progress:
+            print(f"{name}: iteration {record['iteration']} steps {record['interaction_steps']} "
+                  f"reward {record['reward_raw']:.3f} kl {record['kl']:.4f}")
+        if runner.iteration_count % int(cfg["checkpoint_every"]) == 0:
+            _save_torch(state_path, runner.state())
+    after = evaluate()
+    _write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
+                               "reward_stats": list(runner.stats or []), "reward": kind,
+                               "rl_music": "training music (every song except the held-out one)"})
+    output = run_dir / stages.STAGES[name].output
+    policy_cfg = dict(bc["policy"]["config"])
+    stages.save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
+                                                    "reward": kind, "interaction_steps": runner.interaction_steps}})
+    return output
+
+
+def run_rl(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    """π_RL ← π_BC, PPO against the learned reward R_θ."""
+    return _rl(config, run_dir, options, "learned")
+
+
+def run_rl_hand(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    """The Table 3 ablation: the same RL against the hand-designed reward (beat alignment + orientation)."""
+    return _rl(config, run_dir, options, "hand")
+
+
+register_stage(Stage("demos", run_demos, "demos.json", needs=("vqvae", "bc"), order=30,
+                     help="ε-ranked demonstrations: π_BC rolled out with token-level ε-greedy noise"))
+register_stage(Stage("reward", run_reward, "reward.pt", needs=("demos",), bundle_keys=("reward",), order=40,
+                     help="reward model R_θ by T-REX on time-aligned snippet pairs"))
+register_stage(Stage("rl", run_rl, "rl.pt", needs=("reward",), bundle_keys=("policy_rl",), order=50,
+                     help="π_RL: PPO against R_θ with a KL guard to π_BC"))
+register_stage(Stage("rl_hand", run_rl_hand, "rl_hand.pt", needs=("reward",), order=55,
+                     help="Table 3 ablation: the same RL with the hand-designed reward"))
+
+
+def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    from e3d2_core.training.report import run_report
+
+    return run_report(config, run_dir, options)
+
+
+register_stage(Stage("report", _run_report, "report.json", needs=("rl",), order=80,
+                     help="the paper's Tables 1, 3, 4 and Figure 3 on the run's held-out music"))

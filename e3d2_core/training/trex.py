@@ -1,0 +1,215 @@
+"""T-REX training of R_θ on automatically ranked, time-aligned snippet pairs (Bradley-Terry loss).
+
+Data is a list of :class:`RankedGroup`: trajectories that share one piece of music and one time axis (the takes of
+one song at every ε level, or a real motion and its corrupted copies), each with a rank (lower = better). A pair
+takes two trajectories of one group with different ranks and the **same** snippet (same start, same length L), so
+returns compare like with like: equal lengths (summed returns grow with length) and the same music under both.
+Each snippet is scored with its ``context_steps - 1`` preceding steps supplied, so a snippet's return equals the
+sum of the per-step rewards the whole song would give (R_θ is causal, see ``models/reward.py``).
+
+Loss: ``-log sigmoid(R(better) - R(worse))`` per ensemble member (2-way cross-entropy on summed returns), plus a
+small L2 penalty on per-step rewards to keep their scale bounded (D-REX uses an L1 one).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from e3d2_core.models.reward import RewardModel
+
+
+@dataclass
+class Trajectory:
+    features: torch.Tensor   # (N, Dm) step_features of one motion
+    rank: float              # lower ranks better (the ε of a demonstration; 0 / 1 for clean / corrupted)
+    name: str = ""
+
+
+@dataclass
+class RankedGroup:
+    music: torch.Tensor                        # (N, Da) music at the code rate
+    trajectories: list[Trajectory] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def steps(self) -> int:
+        return min([len(self.music)] + [len(t.features) for t in self.trajectories])
+
+    def ranks(self) -> list[float]:
+        return sorted({t.rank for t in self.trajectories})
+
+
+def pair_key(rank_a: float, rank_b: float) -> str:
+    """The reported key of an ε pair: Python reprs, the lower ε first ("0.02|0.5")."""
+    lo, hi = sorted((float(rank_a), float(rank_b)))
+    return f"{lo!r}|{hi!r}"
+
+
+def _window(group: RankedGroup, traj: Trajectory, start: int, length: int, context: int):
+    lo = max(0, start - context + 1)
+    return traj.features[lo:start + length], group.music[lo:start + length], start - lo
+
+
+def snippet_returns(model: RewardModel, items, length: int, *, members: bool = False) -> torch.Tensor:
+    """Summed reward over the last ``length`` steps of each (features, music, offset) window.
+
+    Windows of one call may differ in left context; they are left-padded by repeating their first step and the
+    padding is excluded from the sum. Returns (B,) or (E, B) with ``members``.
+    """
+    width = max(len(f) for f, _, _ in items)
+    feats, music = [], []
+    for f, m, _ in items:
+        pad = width - len(f)
+        feats.append(torch.cat([f[:1].expand(pad, -1), f]) if pad else f)
+        music.append(torch.cat([m[:1].expand(pad, -1), m]) if pad else m)
+    rewards = model.member_rewards(torch.stack(feats), torch.stack(music))  # (E, B, W)
+    returns = rewards[..., -length:].sum(-1)
+    return returns if members else returns.mean(0)
+
+
+def sample_pairs(groups: list[RankedGroup], count: int, length: int, rng: np.random.Generator, context: int):
+    """``count`` (better_window, worse_window) pairs of ``length`` steps from random groups and rank pairs."""
+    usable = [g for g in groups if g.steps >= length and len(g.ranks()) >= 2]
+    if not usable:
+        raise ValueError(f"no group has two ranks and {length} steps")
+    better, worse = [], []
+    for _ in range(count):
+        group = usable[rng.integers(len(usable))]
+        a, b = rng.choice(len(group.trajectories), 2, replace=False)
+        ta, tb = group.trajectories[a], group.trajectories[b]
+        while ta.rank == tb.rank:
+            a, b = rng.choice(len(group.trajectories), 2, replace=False)
+            ta, tb = group.trajectories[a], group.trajectories[b]
+        if tb.rank < ta.rank:
+            ta, tb = tb, ta
+        start = int(rng.integers(0, group.steps - length + 1))
+        better.append(_window(group, ta, start, length, context))
+        worse.append(_window(group, tb, start, length, context))
+    return better, worse
+
+
+def trex_loss(model: RewardModel, better, worse, length: int, reward_l2: float = 0.0):
+    """Bradley-Terry loss summed over ensemble members, and the pairwise accuracy of the ensemble mean."""
+    r_better = snippet_returns(model, better, length, members=True)
+    r_worse = snippet_returns(model, worse, length, members=True)
+    loss = F.softplus(r_worse - r_better).mean(-1).sum()   # = -log sigmoid(Rb - Rw)
+    if reward_l2:
+        loss = loss + reward_l2 * ((r_better / length) ** 2 + (r_worse / length) ** 2).mean()
+    accuracy = (r_better.mean(0) > r_worse.mean(0)).float().mean().item()
+    return loss, accuracy
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: RewardModel, groups: list[RankedGroup], length: int, windows: int = 4,
+                      max_pairs_per_key: int = 400, batch: int = 128) -> dict[str, float]:
+    """Accuracy per rank pair on a fixed, deterministic pair set: every take pair of every rank pair of every
+    group, at ``windows`` evenly spaced starts. Returns {pair_key: accuracy}."""
+    was_training = model.training
+    model.eval()
+    context = model.context_steps
+    per_key: dict[str, list] = {}
+    for group in groups:
+        if group.steps < length:
+            continue
+        starts = np.linspace(0, group.steps - length, windows).round().astype(int)
+        for ta, tb in itertools.combinations(group.trajectories, 2):
+            if ta.rank == tb.rank:
+                continue
+            if tb.rank < ta.rank:
+                ta, tb = tb, ta
+            for s in starts:
+                per_key.setdefault(pair_key(ta.rank, tb.rank), []).append(
+                    (_window(group, ta, int(s), length, context), _window(group, tb, int(s), length, context)))
+    result = {}
+    for key, pairs in sorted(per_key.items(), key=lambda kv: tuple(float(x) for x in kv[0].split("|"))):
+        pairs = pairs[:max_pairs_per_key]
+        correct = 0
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i:i + batch]
+            rb = snippet_returns(model, [p[0] for p in chunk], length)
+            rw = snippet_returns(model, [p[1] for p in chunk], length)
+            correct += int((rb > rw).sum())
+        result[key] = correct / len(pairs)
+    model.train(was_training)
+    return result
+
+
+@torch.no_grad()
+def return_per_minute(model: RewardModel, groups: list[RankedGroup]) -> dict[str, float]:
+    """ū per rank: the mean over trajectories of (whole-trajectory return / its duration in minutes)."""
+    was_training = model.training
+    model.eval()
+    minutes_per_step = model.step_seconds / 60.0
+    values: dict[float, list] = {}
+    for group in groups:
+        n = group.steps
+        feats = torch.stack([t.features[:n] for t in group.trajectories])
+        music = group.music[:n].expand(len(feats), -1, -1)
+        totals = model(feats, music).sum(-1) / (n * minutes_per_step)
+        for t, total in zip(group.trajectories, totals.tolist()):
+            values.setdefault(t.rank, []).append(total)
+    model.train(was_training)
+    return {repr(float(k)): float(np.mean(v)) for k, v in sorted(values.items())}
+
+
+def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[RankedGroup], *,
+               steps: int = 2000, batch: int = 64, lr: float = 1e-4, weight_decay: float = 1e-4,
+               min_len: int = 8, max_len: int = 28, eval_len: int | None = None, eval_every: int = 100,
+               patience: int = 5, reward_l2: float = 1e-3, extra_train: list[RankedGroup] | None = None,
+               extra_fraction: float = 0.25, seed: int = 0, state: dict | None = None, log=None,
+               checkpoint_fn=None) -> dict:
+    """Train ``model`` in place with early stopping on held-out mean pairwise accuracy; restore the best weights.
+
+    ``extra_train`` (e.g. clean vs corrupted motion groups) supplies ``extra_fraction`` of every batch.
+    ``state`` resumes a previous call (as returned, or as passed to ``checkpoint_fn(state)`` every evaluation).
+    Returns the state: {"step", "best", "history", "model", "optimizer", "best_model", "stale"}.
+    """
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    eval_len = eval_len or (min_len + max_len) // 2
+    state = dict(state or {"step": 0, "best": -1.0, "history": [], "best_model": None, "stale": 0})
+    if state.get("model") is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng = np.random.default_rng(seed + state["step"])
+    context = model.context_steps
+    n_extra = int(round(batch * extra_fraction)) if extra_train else 0
+    model.train()
+    while state["step"] < steps and state["stale"] < patience:
+        length = int(rng.integers(min_len, max_len + 1))
+        better, worse = sample_pairs(train, batch - n_extra, length, rng, context)
+        if n_extra:
+            eb, ew = sample_pairs(extra_train, n_extra, length, rng, context)
+            better, worse = better + eb, worse + ew
+        loss, accuracy = trex_loss(model, better, worse, length, reward_l2)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        state["step"] += 1
+        if state["step"] % eval_every == 0 or state["step"] == steps:
+            record = {"step": state["step"], "loss": loss.item(), "batch_accuracy": accuracy,
+                      "train_accuracy": pairwise_accuracy(model, train[:8], eval_len, windows=2),
+                      "held_out_accuracy": pairwise_accuracy(model, held_out, eval_len)}
+            score = float(np.mean(list(record["held_out_accuracy"].values()))) if held_out else accuracy
+            record["held_out_mean"] = score
+            state["history"].append(record)
+            if score > state["best"]:
+                state["best"], state["stale"] = score, 0
+                state["best_model"] = copy.deepcopy(model.state_dict())
+            else:
+                state["stale"] += 1
+            if log:
+                log(record)
+            state["model"], state["optimizer"] = model.state_dict(), optimizer.state_dict()
+            if checkpoint_fn:
+                checkpoint_fn(state)
+    if state.get("best_model") is not None:
+        model.load_state_dict(state["best_model"])
+    model.eval()
+    return state

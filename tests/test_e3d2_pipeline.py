@@ -1,0 +1,138 @@
+"""The E3D2 stages end to end on a micro run: vqvae -> bc -> demos -> reward -> rl (+ rl_hand), real models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from e3d2_core.errors import E3D2Error
+from e3d2_core.scoring import load_reward, score_arrays
+from e3d2_core.training import data as shards
+from e3d2_core.training import stages
+from e3d2_core.training.demos import load_demos
+from procedural_dance import dance, music_features
+
+FPS, MUSIC_FPS, DIM = 60.0, 7.5, 37
+
+
+def _sequence(name, music_id, steps, seed):
+    rng = np.random.default_rng(seed)
+    period = 4.0 + (seed % 3)
+    motion = dance(steps, period, 0.0, rng)
+    music = np.zeros((steps, DIM), np.float32)
+    music[:, :8] = music_features(steps, period, 8, rng)
+    music[:, 33] = music[:, 0]           # the compact kind's beat column
+    return shards.Sequence(name, music_id, motion.poses, motion.trans, music)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("e3d2")
+    data = root / "data"
+    for split, items in (("train", [("a", "m0", 0), ("b", "m1", 1), ("c", "m2", 2)]),
+                         ("test", [("t", "m9", 9)])):
+        seqs = [_sequence(n, m, 80, s) for n, m, s in items]
+        shards.write_shard(data / f"{split}.npz", seqs, fps=FPS, music_fps=MUSIC_FPS, music_kind="compact",
+                           split=split, note="procedural test data")
+    train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
+             "precision": "fp32"}
+    config = {"name": "micro-test", "seed": 0, "device": "cpu", "fps": FPS, "data": {"dir": str(data)},
+              "music": {"kind": "compact", "fps": MUSIC_FPS, "normalize": True},
+              "vqvae": {"model": {"codebook_size": 16, "code_dim": 16, "width": 16, "depth": 1},
+                        "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "bc": {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "band": 8, "dropout": 0.0},
+                     "data": {"length": 12, "stride": 4}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2},
+              "reward": {"model": {"hidden": 16, "layers": 2}, "train": {"steps": 40, "batch": 16,
+                                                                          "eval_every": 20, "min_len": 6,
+                                                                          "max_len": 12}},
+              "rl": {"iterations": 3, "songs": 1, "takes": 3, "window": 16, "eval_every": 3, "eval_steps": 32,
+                     "checkpoint_every": 1, "snapshot_steps": [40]},
+              "report": {"resamples": 20}}
+    run_dir = root / "run"
+    options = stages.StageOptions(progress=False, device="cpu")
+    for name in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
+        stages.run_stage(name, config, run_dir, options)
+    yield config, run_dir
+    torch.set_num_threads(threads)
+
+
+def test_demos_are_ranked_batched_rollouts(run):
+    _, run_dir = run
+    demos = load_demos(run_dir)
+    assert {d["split"] for d in demos} == {"train", "held_out"}
+    held = [d for d in demos if d["split"] == "held_out"]
+    assert [d["music_id"] for d in held] == ["m9"]
+    for d in demos:
+        assert list(d["eps"]) == [0.02, 0.02, 0.5, 0.5, 1.0, 1.0]
+        n = len(d["music"])
+        assert d["up"].shape == (6, n) and d["poses"].shape == (6, 8 * n, 24, 3)
+    # ε = 1 rows are uniform random codes: many more distinct codes than the near-greedy rows
+    d = demos[0]
+    assert len(np.unique(d["up"][4:])) > len(np.unique(d["up"][:2]))
+
+
+def test_reward_stage_outputs(run):
+    _, run_dir = run
+    summary = json.loads((run_dir / "reward" / "summary.json").read_text())
+    assert set(summary["reward_accuracy"]) == {"0.02|0.5", "0.02|1.0", "0.5|1.0"}
+    assert list(summary["u_bar_held_out"]) == ["0.02", "0.5", "1.0"]
+    assert (run_dir / "reward" / "accuracy.png").stat().st_size > 1000
+    history = json.loads((run_dir / "reward" / "history.json").read_text())
+    assert history and "held_out_accuracy" in history[0] and "train_accuracy" in history[0]
+
+
+def test_rl_logs_interaction_steps_and_bundle_has_everything(run):
+    _, run_dir = run
+    lines = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["interaction_steps"] for x in lines] == [45, 90, 135]     # 3 takes x 15 generated steps
+    assert (run_dir / "rl" / "snapshots" / "steps_40.pt").is_file()
+    summary = json.loads((run_dir / "rl_hand" / "summary.json").read_text())
+    assert summary["reward"] == "hand" and "held_out_learned" in summary["after"]
+    bundle = torch.load(run_dir / "model.pt", weights_only=True)
+    assert {"reward", "policy_rl", "policy", "vqvae"} <= set(bundle)
+    model, _ = load_reward(run_dir / "model.pt")
+    joints = np.zeros((64, 24, 3), np.float32)
+    result = score_arrays(model, joints, np.zeros((4, DIM), np.float32))
+    assert len(result.values) == 4 and "overlap" in result.note
+
+
+def test_reward_from_another_policy_is_refused(run):
+    _, run_dir = run
+    bundle = torch.load(run_dir / "model.pt", weights_only=True)
+    bundle["policy"]["state_dict"] = {k: v + 1 for k, v in bundle["policy"]["state_dict"].items()}
+    with pytest.raises(E3D2Error, match="another policy"):
+        load_reward(bundle)
+
+
+def test_rl_resumes_after_a_kill(run):
+    config, run_dir = run
+    state = torch.load(run_dir / "rl" / "state.pt", weights_only=True)
+    assert state["iteration"] == 3
+    (run_dir / "rl.pt").unlink()
+    stages.run_stage("rl", config, run_dir, stages.StageOptions(resume=True, progress=False, device="cpu"))
+    lines = (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3              # nothing redone: the finished iterations were restored
+
+
+def test_report_json_has_the_issue_keys(run, capsys):
+    import argparse
+
+    from e3d2_core.commands import report as command
+
+    _, run_dir = run
+    assert command.run(argparse.Namespace(run=str(run_dir), json=True)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["table1"]) == {"gt", "bc", "rl"}
+    for row in report["table1"].values():
+        assert {"fid_k", "fid_g", "div_k", "div_g", "bas"} <= set(row)
+        assert row["ci"]["fid_k"][0] <= row["ci"]["fid_k"][1]
+    assert {(r["reward"], r["steps"]) for r in report["table3"]} >= {("learned", 0), ("hand", 0), ("learned", 40), ("learned", 135)}
+    assert list(report["table4"]) == ["0.02", "0.5", "1.0"] and "u_bar" in report["table4"]["0.02"]
+    assert set(report["reward_accuracy"]) == {"0.02|0.5", "0.02|1.0", "0.5|1.0"}
+    assert command.run(argparse.Namespace(run=str(run_dir), json=False)) == 0
+    assert "Table 3" in capsys.readouterr().out
