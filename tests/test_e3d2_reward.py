@@ -22,7 +22,7 @@ MUSIC_DIM = 8
 
 def real_aist_joints(name: str) -> np.ndarray:
     """A real AIST++ slice (30 fps, Z up, floor offset) as (T, 24, 3) Y-up joints at 60 fps, feet on y = 0."""
-    joints = from_z_up(np.loadtxt(DATA / name, delimiter=",").reshape(-1, 24, 3))
+    joints = from_z_up(np.loadtxt(DATA / "aistpp" / name, delimiter=",").reshape(-1, 24, 3))
     joints[..., 1] -= joints[..., 1].min()
     return corrupt.resample_joints(joints, 30.0, 60.0)
 

@@ -11,7 +11,7 @@ from e3d2_core.motion import Motion
 
 DATA = Path(__file__).parent / "data"
 CLIP = DATA / "cmu_salsa_60_01_clip.bvh"
-CSV = DATA / "true_gJS_sBM_cAll_d01_mJS3_ch02_slice7.csv"
+CSV = DATA / "aistpp" / "true_gJS_sBM_cAll_d01_mJS3_ch02_slice7.csv"
 
 
 @pytest.fixture(autouse=True)

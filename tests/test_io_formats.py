@@ -18,7 +18,7 @@ from e3d2_core.motion import Motion, from_z_up, to_z_up
 from e3d2_core.skeleton import Skeleton, default_skeleton, forward_kinematics
 
 DATA = Path(__file__).parent / "data"
-CSV = DATA / "true_gBR_sBM_cAll_d04_mBR0_ch02_slice0.csv"
+CSV = DATA / "aistpp" / "true_gBR_sBM_cAll_d04_mBR0_ch02_slice0.csv"
 Z_UP = Rotation.from_euler("x", 90, degrees=True)      # Y-up -> Z-up, i.e. the inverse of (x,y,z)->(x,z,-y)
 
 

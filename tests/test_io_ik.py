@@ -10,11 +10,11 @@ from e3d2_core.motion import from_z_up
 from e3d2_core.skeleton import Skeleton, default_skeleton, forward_kinematics
 
 DATA = Path(__file__).parent / "data"
-AISTPP = sorted(DATA.glob("true_*.csv"))
+AISTPP = sorted((DATA / "aistpp").glob("true_*.csv"))
 
 
-def test_two_aistpp_slices_are_bundled():
-    assert len(AISTPP) == 2
+def test_the_five_aistpp_slices_are_bundled():
+    assert len(AISTPP) == 5
 
 
 @pytest.mark.parametrize("path", AISTPP, ids=lambda p: p.stem)
