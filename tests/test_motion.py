@@ -118,3 +118,15 @@ def test_motion_rejects_bad_arrays():
         Motion(np.zeros((5, 24, 3)), np.zeros((5, 3)), 0)
     with pytest.raises(E3D2Error, match="trans"):
         Motion(np.zeros((5, 24, 3)), np.zeros((4, 3)), 30)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = wave_motion().save(tmp_path / "m.npz")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
