@@ -33,7 +33,7 @@ def _load_motion(seed_motion):
 
 def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=None, seed_motion=None,
              checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
-             beat_offset=None, precision="auto"):
+             beat_offset=None, precision="auto", policy="auto", pick="all"):
     """Dance to a song.
 
     Args:
@@ -53,8 +53,12 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
         in_place: hold the root's floor position (no travel).
         bpm, beat_offset: override the tracked tempo (beats per minute) and first beat (seconds).
         precision: "auto" (bf16 where native, else fp32), "fp32", "bf16", or "int8" (CPU).
+        policy: "auto" (π_RL when the bundle has it, else π_BC), "rl" or "bc".
+        pick: "all" returns every take; "best" scores the takes with the bundle's reward model R_θ and returns
+            only the highest-scoring one (its score in ``meta["reward_total"]``).
     Returns:
-        a Motion at the model's fps (8 frames per code step), or a list of ``takes`` Motions when takes > 1.
+        a Motion at the model's fps (8 frames per code step), or a list of ``takes`` Motions when takes > 1
+        and pick is "all".
         ``meta`` holds model, checkpoint, checkpoint_sha256, audio, audio_hash, seed, take, temperature, top_k,
         precision, tempo, and the generated codes.
     """
@@ -76,6 +80,10 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
         raise E3D2Error(f"temperature must be a number ≥ 0, got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise E3D2Error(f"top_k must be a whole number ≥ 1, got {top_k!r}")
+    if policy not in ("auto", "rl", "bc"):
+        raise E3D2Error(f"policy must be 'auto', 'rl' or 'bc', got {policy!r}")
+    if pick not in ("all", "best"):
+        raise E3D2Error(f"pick must be 'all' or 'best', got {pick!r}")
     if seconds is not None and (not isinstance(seconds, (int, float)) or not seconds > 0):
         raise E3D2Error(f"seconds must be a positive number, got {seconds!r}")
     torch_device = gen.resolve_device(device)
@@ -84,7 +92,10 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
     report(0.0, "loading the model")
     checkpoint_path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     bundle = ckpt.load_bundle(checkpoint_path)
-    vqvae, policy = ckpt.build_generator_models(bundle, checkpoint_path)
+    policy_part = _policy_part(bundle, policy, checkpoint_path)
+    if pick == "best" and "reward" not in bundle:
+        raise E3D2Error("--pick best needs a reward model, and this checkpoint has none", path=checkpoint_path)
+    vqvae, policy_model = ckpt.build_generator_models(bundle, checkpoint_path, policy_part=policy_part)
     seed_motion = _load_motion(seed_motion)
     check_cancel()
 
@@ -107,18 +118,37 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
     check_cancel()
 
     vqvae = gen.vqvae_for_inference(vqvae, chosen_precision, torch_device, copy_model=False)
-    runner = gen.policy_for_inference(policy, chosen_precision, torch_device, copy_model=False)
-    del bundle["vqvae"], bundle["policy"]            # the fp32 weights are not needed any more
+    runner = gen.policy_for_inference(policy_model, chosen_precision, torch_device, copy_model=False)
+    for part in ("vqvae", "policy", "policy_rl"):   # the fp32 weights are not needed any more
+        bundle.pop(part, None)
     card = bundle.get("model_card") if isinstance(bundle.get("model_card"), dict) else {}
     meta = {"model": str(card.get("name", checkpoint_path.stem)), "checkpoint": str(checkpoint_path),
             "checkpoint_sha256": ckpt.file_sha256(checkpoint_path), "audio": str(audio),
             "audio_hash": features.audio_hash, "tempo": float(features.tempo), "precision": chosen_precision,
-            "bpm_override": bpm, "beat_offset_override": beat_offset, "in_place": bool(in_place)}
+            "bpm_override": bpm, "beat_offset_override": beat_offset, "in_place": bool(in_place),
+            "policy": {"policy": "bc", "policy_rl": "rl"}[policy_part]}
     motions = gen.generate_motions(vqvae, runner, music, takes=takes, seed=seed, temperature=float(temperature),
                                    top_k=top_k, seed_motion=seed_motion, in_place=in_place,
                                    progress=lambda f, m: report(0.05 + 0.95 * f, m), cancel=cancel, meta=meta)
+    if pick == "best":
+        report(0.97, "scoring the takes")
+        totals = [score(motion, audio, checkpoint=checkpoint_path).total for motion in motions]
+        best = max(range(len(motions)), key=totals.__getitem__)
+        motions = [motions[best]]
+        motions[0].meta.update(reward_total=float(totals[best]), reward_totals=[float(t) for t in totals])
     report(1.0, "done")
-    return motions[0] if takes == 1 else motions
+    return motions[0] if len(motions) == 1 else motions
+
+
+def _policy_part(bundle: dict, policy: str, path) -> str:
+    """Which policy of the bundle to run: π_RL ("policy_rl") when asked for or available, else π_BC."""
+    from e3d2_core.errors import E3D2Error
+
+    if policy == "rl" and "policy_rl" not in bundle:
+        raise E3D2Error("this checkpoint has no RL-fine-tuned policy (π_RL); use policy='bc'", path=path)
+    if policy == "bc" or "policy_rl" not in bundle:
+        return "policy"
+    return "policy_rl"
 
 
 def score(motion, audio, *, checkpoint=None, motion_fps=None):

@@ -136,3 +136,24 @@ def test_report_json_has_the_issue_keys(run, capsys):
     assert set(report["reward_accuracy"]) == {"0.02|0.5", "0.02|1.0", "0.5|1.0"}
     assert command.run(argparse.Namespace(run=str(run_dir), json=False)) == 0
     assert "Table 3" in capsys.readouterr().out
+
+
+def test_generate_uses_rl_policy_and_picks_the_best_take(run):
+    from pathlib import Path
+
+    from e3d2_core import api
+
+    _, run_dir = run
+    song = Path(__file__).parent / "data" / "loop_amen.flac"
+    bundle = run_dir / "model.pt"
+    rl = api.generate(song, checkpoint=bundle, seed=1, device="cpu", precision="fp32")
+    bc = api.generate(song, checkpoint=bundle, seed=1, device="cpu", precision="fp32", policy="bc")
+    assert rl.meta["policy"] == "rl" and bc.meta["policy"] == "bc"
+    takes = api.generate(song, checkpoint=bundle, seed=1, takes=3, device="cpu", precision="fp32")
+    best = api.generate(song, checkpoint=bundle, seed=1, takes=3, device="cpu", precision="fp32", pick="best")
+    totals = [api.score(take, song, checkpoint=bundle).total for take in takes]
+    assert best.meta["reward_totals"] == pytest.approx(totals, rel=1e-5)
+    assert best.meta["reward_total"] == pytest.approx(max(totals), rel=1e-5)
+    np.testing.assert_array_equal(best.poses, takes[int(np.argmax(totals))].poses)
+    with pytest.raises(E3D2Error, match="pick must be"):
+        api.generate(song, checkpoint=bundle, pick="worst")

@@ -26,6 +26,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--in-place", action="store_true", help="no root travel on the floor")
     parser.add_argument("--bpm", type=float, help="override the tracked tempo (beats per minute)")
     parser.add_argument("--beat-offset", type=float, help="override the first beat's time (seconds)")
+    parser.add_argument("--pick", default="all", choices=["all", "best"],
+                        help="with --takes K: 'best' keeps only the take the reward model R_θ scores highest")
+    parser.add_argument("--policy", default="auto", choices=["auto", "rl", "bc"],
+                        help="auto (default): the RL-fine-tuned policy when the checkpoint has one, else BC")
     parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -75,7 +79,7 @@ def run(args) -> int:
                               temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
                               checkpoint=args.checkpoint, device=args.device, progress=progress,
                               in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
-                              precision=args.precision)
+                              precision=args.precision, policy=args.policy, pick=args.pick)
     finally:
         if bar is not None:
             bar.close()
@@ -95,4 +99,7 @@ def run(args) -> int:
                 tmp.unlink()
     for path in targets:
         print(path)
+    if "reward_totals" in motions[0].meta:
+        totals = ", ".join(f"{t:.1f}" for t in motions[0].meta["reward_totals"])
+        print(f"reward R_θ of the takes: {totals}; kept the best ({motions[0].meta['reward_total']:.1f})")
     return 0
