@@ -13,7 +13,6 @@ subprocess per song length with the paper-size model on synthetic code-rate musi
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import resource

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, keyframes
+from . import compat
 from .operators import UserError, find_song, smpl_armature, sound_strip
 
 

@@ -46,7 +46,6 @@ Cache
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from e3d2_core.errors import E3D2Error
+from e3d2_core.fileio import file_sha256
 
 MAX_SECONDS = 1200.0          # documented maximum song length (20 min); every entry point takes max_seconds=
 MIN_SECONDS = 0.25            # shorter audio is refused: too few frames for Δ, CQT and beat tracking
@@ -190,15 +190,6 @@ def load_audio(path, *, sr=None, mono=True, max_seconds=MAX_SECONDS) -> tuple[np
         raise E3D2Error(f"audio file is truncated: {read} of {info.frames} samples decodable", path=path)
     samples = out[0] if mono else out
     return samples, (int(sr_out) if float(sr_out).is_integer() else sr_out)
-
-
-def file_sha256(path) -> str:
-    """sha256 hex digest of the file's bytes (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- feature maths

@@ -14,7 +14,6 @@ checkpoint can never run code. Every problem becomes a one-line :class:`E3D2Erro
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 import warnings
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from e3d2_core import __version__
 from e3d2_core.errors import E3D2Error
-from e3d2_core.fileio import atomic_path
+from e3d2_core.fileio import atomic_path, file_sha256  # noqa: F401  (re-exported: api, tests)
 
 FORMAT = "e3d2-bundle"
 VERSION = 1
@@ -50,14 +49,6 @@ def save_bundle(path, bundle: dict) -> None:
     _check_plain(bundle, "bundle")
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_bundle(path, *, require=("vqvae", "policy")) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -36,3 +37,12 @@ def atomic_open(path, mode: str = "wb"):
     """Open a temporary file for writing; it replaces ``path`` only if the block finishes."""
     with atomic_path(path) as tmp, open(tmp, mode) as handle:
         yield handle
+
+
+def file_sha256(path) -> str:
+    """sha256 hex digest of a file's bytes, streamed (songs and checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

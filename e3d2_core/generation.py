@@ -160,14 +160,16 @@ def choose(logits: torch.Tensor, temperature: float, top_k: int | None, generato
 @torch.no_grad()
 def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Tensor, first_down: torch.Tensor, *,
                    temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
-                   progress: Callable | None = None, cancel: Callable | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   progress: Callable | None = None, cancel: Callable | None = None,
+                   pick: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stream the policy over the song.
 
     Args:
         policy: a DancePolicy (any precision; see :func:`policy_for_inference`).
         music: (N, D) normalised music features at the code rate (float32); frame i goes with code i.
         first_up, first_down: (B,) code 0 of each take.
+        pick: ``pick(logits_up, logits_down) -> (up, down)`` (B,) codes to feed back; default: :func:`choose`
+            with ``temperature``/``top_k`` (the demonstrations' ε-greedy noise plugs in here).
     Returns:
         up, down: (B, N) long codes on the CPU.
     """
@@ -185,7 +187,10 @@ def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Ten
         if cancel is not None and cancel():
             raise _cancelled_error()
         lu, ld = policy.step(state, music[i + 1].expand(b, -1), u, d)
-        u, d = choose(lu, temperature, top_k, generator), choose(ld, temperature, top_k, generator)
+        if pick is None:
+            u, d = choose(lu, temperature, top_k, generator), choose(ld, temperature, top_k, generator)
+        else:
+            u, d = (code.to(device) for code in pick(lu, ld))
         up[:, i + 1], down[:, i + 1] = u.cpu(), d.cpu()
         if progress is not None and (i % report_every == 0 or i == n - 2):
             progress((i + 1) / max(1, n - 1), f"dancing: step {i + 1}/{n - 1}")

@@ -8,7 +8,7 @@ refused (R_θ ranks *that* policy's noise levels, nothing says it ranks another'
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

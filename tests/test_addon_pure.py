@@ -1,6 +1,5 @@
 """The add-on's pure parts (no Blender needed): timing, names, channels, body, the backend layer."""
 import importlib.util
-import json
 import sys
 from pathlib import Path
 

@@ -1,11 +1,9 @@
-import json
 
 import numpy as np
 import pytest
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.motion import Motion, from_z_up, to_z_up
-from e3d2_core.skeleton import forward_kinematics
 
 
 def wave_motion(frames=120, fps=60.0):

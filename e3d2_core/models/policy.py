@@ -24,7 +24,6 @@ Other sizes follow SPEC §4: 12 blocks (Bailando's 6 base + 6 head), 768 wide, 1
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch

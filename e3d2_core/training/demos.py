@@ -53,25 +53,22 @@ def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_dow
     Returns:
         up, down: (B, N) long codes (CPU).
     """
-    device = next(policy.parameters()).device
-    b, n = first_up.shape[0], music.shape[0]
-    vocab_up, vocab_down = policy.config.get("vocab_up", policy.config["vocab"]), \
-        policy.config.get("vocab_down", policy.config["vocab"])
-    up = torch.empty(b, n, dtype=torch.long)
-    down = torch.empty(b, n, dtype=torch.long)
-    up[:, 0], down[:, 0] = first_up, first_down
-    state = policy.start(b, device)
-    music = music.to(device)
-    u, d = first_up.to(device), first_down.to(device)
-    for i in range(n - 1):
-        lu, ld = policy.step(state, music[i + 1].expand(b, -1), u, d)
-        u, d = lu.argmax(-1).cpu(), ld.argmax(-1).cpu()
+    from e3d2_core.generation import generate_codes
+
+    b = first_up.shape[0]
+    vocab_up = policy.config.get("vocab_up", policy.config["vocab"])
+    vocab_down = policy.config.get("vocab_down", policy.config["vocab"])
+
+    def greedy_then_noise(logits_up, logits_down):
+        # D-REX noise: with probability ε the executed (up, down) pair is uniform random; it is fed back, so
+        # the noise compounds through the context
+        u, d = logits_up.argmax(-1).cpu(), logits_down.argmax(-1).cpu()
         noisy = torch.rand(b, generator=generator) < eps
         u = torch.where(noisy, torch.randint(vocab_up, (b,), generator=generator), u)
         d = torch.where(noisy, torch.randint(vocab_down, (b,), generator=generator), d)
-        up[:, i + 1], down[:, i + 1] = u, d
-        u, d = u.to(device), d.to(device)
-    return up, down
+        return u, d
+
+    return generate_codes(policy, music, first_up, first_down, pick=greedy_then_noise)
 
 
 def songs_from_shards(train_shards, held_out_shard, max_steps: int | None = None,

@@ -21,7 +21,6 @@ import copy
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from e3d2_core.models.reward import RewardModel, step_features
 from e3d2_core.skeleton import forward_kinematics_torch
