@@ -14,6 +14,11 @@ resampled to ``--fps`` when that differs from 60, and paired with its song's fea
 ``fps / 8`` (7.5 Hz for 60 fps; SPEC §2: extracted at sr = 512 x code rate, not subsampled). Motion and music
 are cut to the shorter, in whole code steps (Bailando cuts training files the same way). ``--mirror`` adds
 each training sequence's mirror image (named ``<seq>_mirror``).
+
+Every sequence also stores its song's beats at the motion frame rate (``e3d2_core.audio.tracked_beats``; motion
+and music both start at the song's start), the exact beats BAS uses. Shards written before that get them with
+
+    python training/prepare_aistpp.py --add-beats data/aistpp --music AIST_MUSIC
 """
 from __future__ import annotations
 
@@ -46,13 +51,19 @@ def read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def pair(motion, features: np.ndarray, ratio: int, name: str, mid: str) -> Sequence | None:
-    """Cut motion (T frames) and music (rows at the code rate) to the same whole number of code steps."""
+def pair(motion, features: np.ndarray, ratio: int, name: str, mid: str,
+         beats: np.ndarray | None = None) -> Sequence | None:
+    """Cut motion (T frames) and music (rows at the code rate) to the same whole number of code steps.
+
+    ``beats``: the song's beat frames at the motion fps (kept when inside the cut sequence)."""
     steps = min(motion.num_frames // ratio, len(features))
     if steps < 1:
         return None
+    if beats is not None:
+        beats = np.asarray(beats, np.int64)
+        beats = beats[beats < steps * ratio]
     return Sequence(name, mid, motion.poses[:steps * ratio], motion.trans[:steps * ratio],
-                    features[:steps].astype(np.float32))
+                    features[:steps].astype(np.float32), beats)
 
 
 def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, kind: str = "bailando",
@@ -69,10 +80,11 @@ def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, 
             for path, what in ((pkl, "motion file"), (wav, f"music {music_id(name)}")):
                 if not path.is_file():
                     raise E3D2Error(f"sequence {name} of crossmodal_{split}.txt: missing {what}", path=path)
-    from e3d2_core.audio import extract_features
+    from e3d2_core.audio import extract_features, tracked_beats
     from e3d2_core.io import load_motion_file
 
     features: dict[str, np.ndarray] = {}
+    beats: dict[str, np.ndarray] = {}
     report = {}
     for split, names in lists.items():
         sequences = []
@@ -85,13 +97,14 @@ def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, 
             pkl = aistpp / "motions" / f"{name}.pkl"
             if mid not in features:
                 features[mid] = extract_features(music_dir / f"{mid}.wav", fps=music_fps, kind=kind).features
+                beats[mid] = tracked_beats(music_dir / f"{mid}.wav", fps=fps)
             motion = load_motion_file(pkl, fmt="aistpp")
             if abs(motion.fps - fps) > 1e-6:
                 motion = motion.resample(fps)
             versions = [(name, motion)] + ([(f"{name}_mirror", motion.mirror())] if mirror and split == "train"
                                            else [])
             for seq_name, m in versions:
-                seq = pair(m, features[mid], ratio, seq_name, mid)
+                seq = pair(m, features[mid], ratio, seq_name, mid, beats[mid])
                 if seq is not None:
                     sequences.append(seq)
         note = (f"AIST++ crossmodal_{split} ({len(names)} sequences after the ignore list; annotations CC BY 4.0, "
@@ -105,16 +118,50 @@ def prepare(aistpp: Path, music_dir: Path, out: Path, *, fps: float = AIST_FPS, 
     return report
 
 
+def add_beats(folder: Path, music_dir: Path) -> dict:
+    """Give the shards in ``folder`` exact music beats in place (``<music id>.wav`` in ``music_dir``)."""
+    from e3d2_core.audio import tracked_beats
+    from e3d2_core.training.data import add_beat_frames, load_shard
+    paths = [folder / f"{split}.npz" for split in SPLITS if (folder / f"{split}.npz").is_file()]
+    if not paths:
+        raise E3D2Error("no train/val/test .npz shards here", path=folder)
+    cache: dict[tuple[str, float], np.ndarray] = {}
+    found = {}
+    for path in paths:                      # every song is checked before any shard is rewritten
+        shard = load_shard(path)
+        found[path] = []
+        for seq in shard.sequences:
+            wav = music_dir / f"{seq.music_id}.wav"
+            if (seq.music_id, shard.fps) not in cache:
+                if not wav.is_file():
+                    raise E3D2Error(f"sequence {seq.name}: missing music {seq.music_id}", path=wav)
+                cache[seq.music_id, shard.fps] = tracked_beats(wav, fps=shard.fps)
+            found[path].append(cache[seq.music_id, shard.fps])
+    counts = {}
+    for path in paths:
+        add_beat_frames(path, found[path])
+        counts[path.stem] = len(found[path])
+    return counts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--aistpp", required=True, type=Path, help="AIST++ annotation folder (motions/, splits/)")
+    parser.add_argument("--aistpp", type=Path, help="AIST++ annotation folder (motions/, splits/)")
     parser.add_argument("--music", required=True, type=Path, help="folder of the AIST Dance DB wav files")
-    parser.add_argument("-o", "--out", required=True, type=Path, help="output folder for the shards")
+    parser.add_argument("-o", "--out", type=Path, help="output folder for the shards")
+    parser.add_argument("--add-beats", type=Path, metavar="DIR",
+                        help="only add exact music beats to the existing shards in DIR (in place), then exit")
     parser.add_argument("--fps", type=float, default=AIST_FPS, help="motion frame rate (code rate = fps / 8)")
     parser.add_argument("--kind", default="bailando", choices=("bailando", "compact"), help="music features")
     parser.add_argument("--mirror", action="store_true", help="add mirrored copies of the training sequences")
     args = parser.parse_args(argv)
+    if args.add_beats is None and (args.aistpp is None or args.out is None):
+        parser.error("--aistpp and -o/--out are required (unless --add-beats)")
     try:
+        if args.add_beats is not None:
+            counts = add_beats(args.add_beats, args.music)
+            print("music beats added: " + ", ".join(f"{k} ({n} sequences)" for k, n in counts.items()))
+            return 0
         report = prepare(args.aistpp, args.music, args.out, fps=args.fps, kind=args.kind, mirror=args.mirror)
     except E3D2Error as err:
         print(f"prepare_aistpp: error: {err}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Build the bundled training set from ../shared/data: real dance paired with real CC-licensed music.
 
     python training/prepare_bundled.py -o data/bundled            (the default recipe; a few minutes on 2 cores)
+    python training/prepare_bundled.py --add-beats data/bundled   (give older shards exact music beats, in place)
 
 Sources (see ../shared/data/README.md for licences):
 * motion: the CMU salsa mocap (subjects 60 lead and 61 follow, BVH, 120 fps; retargeted to SMPL by the BVH
@@ -20,6 +21,11 @@ clip is paired with the ``--songs-per-clip`` songs it fits best (most matched be
 Training clips are also mirrored (``Motion.mirror``). ``report.json`` gives minutes per split and the alignment
 quality: the median distance from each kinematic beat to the nearest music beat before (clip placed at the
 chain's first matched beat, unwarped) and after warping.
+
+Music beats: every sequence stores its song's beats at the motion frame rate (``e3d2_core.audio.tracked_beats``,
+60 fps by default) inside the paired segment, on the sequence's clock (the warped motion runs on the song's clock),
+so BAS is computed with exact beats. ``--add-beats DIR`` adds them to shards written before they existed: each
+sequence's segment is found again by matching its music rows against the song's features.
 """
 from __future__ import annotations
 
@@ -56,6 +62,7 @@ class Song:
     beats: np.ndarray        # seconds
     features: np.ndarray     # (N, D) at the code rate
     duration: float
+    beat_frames: np.ndarray  # (K,) int64 beats at the motion fps (the BAS beats)
 
 
 @dataclass
@@ -97,7 +104,14 @@ def load_song(path: Path, *, fps: float, kind: str, min_seconds: float, audio_di
     music = extract_features(source, fps=fps / 8, kind=kind)
     if len(beats.beat_frames) < 8:
         return None                                             # beatless (a drone): nothing to dance to
-    return Song(song_name(path), source, beats.beat_frames / fps, music.features, music.duration)
+    return Song(song_name(path), source, beats.beat_frames / fps, music.features, music.duration,
+                np.asarray(beats.beat_frames, np.int64))
+
+
+def segment_beats(song: Song, first_row: int, frames: int, ratio: int) -> np.ndarray:
+    """The song's beats inside ``[first_row * ratio, first_row * ratio + frames)`` on the segment's clock."""
+    shifted = song.beat_frames - first_row * ratio
+    return shifted[(shifted >= 0) & (shifted < frames)]
 
 
 def load_clips(shared: Path, fps: float, max_seconds: float | None, only: set[str] | None) -> list[Clip]:
@@ -150,7 +164,8 @@ def pair(clip: Clip, song: Song, fps: float) -> tuple[Sequence, dict] | None:
         return None
     warped = warp_motion(clip.motion, alignment, fps=fps, start=first_row / music_fps, frames=steps * ratio)
     seq = Sequence(f"{clip.name}@{song.name}", song.name, warped.poses, warped.trans,
-                   song.features[first_row:first_row + steps].astype(np.float32))
+                   song.features[first_row:first_row + steps].astype(np.float32),
+                   segment_beats(song, first_row, steps * ratio, ratio))
     return seq, {"alignment": alignment, "start": first_row / music_fps, "warped": warped,
                  "matched_per_second": len(alignment) / max(clip.motion.duration, 1e-6)}
 
@@ -209,7 +224,7 @@ def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = 
             if mirror and split == "train":
                 m = Motion(seq.poses, seq.trans, fps).mirror()
                 name = seq.name.replace("@", "_mirror@", 1)
-                by_split[split].append(Sequence(name, seq.music_id, m.poses, m.trans, seq.music))
+                by_split[split].append(Sequence(name, seq.music_id, m.poses, m.trans, seq.music, seq.beat_frames))
     for split, sequences in by_split.items():
         if not sequences:
             raise E3D2Error(f"no {split} clip could be paired with its music; nothing written", path=out)
@@ -235,6 +250,63 @@ def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = 
     return report
 
 
+def find_segment(music: np.ndarray, features: np.ndarray, tol: float = 1e-4) -> int:
+    """First row r with ``features[r:r + len(music)] == music`` (within ``tol``); -1 when there is none."""
+    steps = len(music)
+    if steps == 0 or steps > len(features) or music.shape[1] != features.shape[1]:
+        return -1
+    scale = tol * (1.0 + np.abs(music).max())
+    starts = np.flatnonzero(np.abs(features[:len(features) - steps + 1] - music[0]).max(1) <= scale)
+    for r in starts:
+        if np.abs(features[r:r + steps] - music).max() <= scale:
+            return int(r)
+    return -1
+
+
+def add_beats(folder: Path, *, shared: Path = SHARED, min_song: float = 40.0, progress: bool = True) -> dict:
+    """Give every shard in ``folder`` exact music beats (``beat_frames``), in place; returns {split: beats}.
+
+    Each sequence's song is found by its music id among the shared music and loops (tiled as the recipe tiles
+    them, ``min_song``), and its segment by matching the sequence's music rows against the song's features.
+    Every shard is checked before any is rewritten; each rewrite is atomic.
+    """
+    from e3d2_core.audio import extract_features
+    from e3d2_core.paths import cache_dir
+    from e3d2_core.training.data import add_beat_frames, load_shard
+    paths = [folder / f"{split}.npz" for split in ("train", "val", "test") if (folder / f"{split}.npz").is_file()]
+    if not paths:
+        raise E3D2Error("no train/val/test .npz shards here", path=folder)
+    audio = {song_name(p): p for p in sorted((shared / "music").glob("*.ogg")) + sorted((shared / "loops").glob("*.flac"))}
+    tiles = cache_dir() / "tiled_audio"
+    songs: dict[tuple[str, float, str], Song] = {}
+    found: dict[Path, list[np.ndarray]] = {}
+    for path in _progress(progress)(paths, "shards"):
+        shard = load_shard(path)
+        ratio = code_ratio(shard.fps, shard.music_fps)
+        found[path] = []
+        for seq in shard.sequences:
+            key = (seq.music_id, shard.fps, shard.music_kind)
+            if key not in songs:
+                if seq.music_id not in audio:
+                    raise E3D2Error(f"sequence {seq.name}: song '{seq.music_id}' is not among the shared music",
+                                    path=shared)
+                source = tiled_audio(audio[seq.music_id], min_song, tiles)
+                beats = extract_features(source, fps=shard.fps, kind="compact").beat_frames
+                music = extract_features(source, fps=shard.music_fps, kind=shard.music_kind)
+                songs[key] = Song(seq.music_id, source, beats / shard.fps, music.features, music.duration,
+                                  np.asarray(beats, np.int64))
+            row = find_segment(np.asarray(seq.music), songs[key].features)
+            if row < 0:
+                raise E3D2Error(f"sequence {seq.name}: its music rows are not a segment of '{seq.music_id}' "
+                                f"(different features or --min-song?); nothing rewritten", path=path)
+            found[path].append(segment_beats(songs[key], row, seq.num_frames, ratio))
+    counts = {}
+    for path in paths:
+        add_beat_frames(path, found[path])
+        counts[path.stem] = int(sum(len(b) for b in found[path]))
+    return counts
+
+
 def _progress(enabled: bool):
     def iterate(items, desc):
         if not enabled:
@@ -247,6 +319,8 @@ def _progress(enabled: bool):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("data/bundled"), help="output folder")
+    parser.add_argument("--add-beats", type=Path, metavar="DIR",
+                        help="only add exact music beats to the existing shards in DIR (in place), then exit")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--fps", type=float, default=60.0, help="motion frame rate (code rate = fps / 8)")
     parser.add_argument("--kind", default="compact", choices=("compact", "bailando"), help="music features")
@@ -259,6 +333,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-mirror", action="store_true")
     args = parser.parse_args(argv)
     split = (lambda text: None if text is None else set(text.split(",")))
+    if args.add_beats is not None:
+        try:
+            counts = add_beats(args.add_beats, shared=args.shared, min_song=args.min_song)
+        except E3D2Error as err:
+            print(f"prepare_bundled: error: {err}", file=sys.stderr)
+            return 2
+        print(json.dumps({"music_beats_added": counts}))
+        return 0
     try:
         report = prepare(args.out, shared=args.shared, fps=args.fps, kind=args.kind, held_out=args.held_out,
                          songs_per_clip=args.songs_per_clip, min_song=args.min_song,

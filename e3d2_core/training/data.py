@@ -15,12 +15,19 @@ key                shape / type                 meaning
 ``music_ids``      (S,) str                     the song each sequence dances to
 ``fps``            float                        motion frame rate (60 for AIST++)
 ``music_fps``      float                        music feature rate = the code rate (``fps / 8``)
+``beat_frames``    (B,) int64, optional         music beats of every sequence, frame indices at ``fps`` (its own clock)
+``beat_offsets``   (S+1,) int64, optional       sequence s's beats = ``beat_frames[beat_offsets[s]:beat_offsets[s+1]]``
 ``music_kind``     str                          ``bailando`` (438-d) or ``compact``
 ``split``          str                          ``train`` / ``val`` / ``test``
 ``note``           str                          where the data came from (licences, recipe, alignment)
 =================  ===========================  ===============================================================
 
 Every sequence has exactly ``n_frames // ratio`` music rows (``ratio = fps / music_fps``): whole code steps.
+
+``beat_frames``/``beat_offsets`` (added later, same format version): the song's beats at the *motion* frame rate
+(``e3d2_core.audio.tracked_beats(song, fps=fps)``) that fall inside the sequence, shifted to its first frame — the
+music beats BAS is defined with (SPEC §7). Shards without them still load (``Sequence.beat_frames`` is None) and
+evaluation then falls back to the code-rate beat column; :func:`add_beat_frames` upgrades a shard in place.
 """
 from __future__ import annotations
 
@@ -47,6 +54,7 @@ class Sequence:
     poses: np.ndarray
     trans: np.ndarray
     music: np.ndarray
+    beat_frames: np.ndarray | None = None   # (K,) int64 music beats at the motion fps, or None (older shards)
 
     @property
     def num_frames(self) -> int:
@@ -74,6 +82,11 @@ class Shard:
     def minutes(self) -> float:
         return sum(s.num_frames for s in self.sequences) / self.fps / 60.0
 
+    @property
+    def has_beats(self) -> bool:
+        """True when every sequence carries exact music beats (``beat_frames``)."""
+        return bool(self.sequences) and all(s.beat_frames is not None for s in self.sequences)
+
 
 def code_ratio(fps: float, music_fps: float) -> int:
     ratio = fps / music_fps
@@ -97,6 +110,18 @@ def write_shard(path, sequences: list[Sequence], *, fps: float, music_fps: float
         if len(s.music) != s.num_frames // ratio:
             raise E3D2Error(f"sequence {s.name}: {len(s.music)} music rows for {s.num_frames} frames; "
                             f"need {s.num_frames // ratio} (one per {ratio} frames)")
+    with_beats = [s.beat_frames is not None for s in sequences]
+    if any(with_beats) and not all(with_beats):
+        raise E3D2Error(f"split '{split}': some sequences have music beats and some do not", path=path)
+    beats = {}
+    if all(with_beats):
+        for s in sequences:
+            b = np.asarray(s.beat_frames)
+            if b.ndim != 1 or (len(b) and (b.min() < 0 or b.max() >= s.num_frames or np.any(np.diff(b) <= 0))):
+                raise E3D2Error(f"sequence {s.name}: music beats must be increasing frame indices in "
+                                f"[0, {s.num_frames})", path=path)
+        beats = {"beat_frames": np.concatenate([np.asarray(s.beat_frames, np.int64) for s in sequences]),
+                 "beat_offsets": np.cumsum([0] + [len(s.beat_frames) for s in sequences]).astype(np.int64)}
     offsets = np.cumsum([0] + [s.num_frames for s in sequences]).astype(np.int64)
     music_offsets = np.cumsum([0] + [len(s.music) for s in sequences]).astype(np.int64)
     with atomic_open(path) as handle:
@@ -108,7 +133,7 @@ def write_shard(path, sequences: list[Sequence], *, fps: float, music_fps: float
                  music_offsets=music_offsets,
                  names=np.array([s.name for s in sequences]), music_ids=np.array([s.music_id for s in sequences]),
                  fps=np.float64(fps), music_fps=np.float64(music_fps), music_kind=np.array(music_kind),
-                 split=np.array(split), note=np.array(note))
+                 split=np.array(split), note=np.array(note), **beats)
     return Path(path)
 
 
@@ -129,11 +154,33 @@ def load_shard(path) -> Shard:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise E3D2Error(f"unreadable training shard ({type(err).__name__}: {err})", path=path) from None
     off, moff = arrays["motion_offsets"], arrays["music_offsets"]
+    boff = arrays.get("beat_offsets")
+    if boff is not None and ("beat_frames" not in arrays or len(boff) != len(off)):
+        raise E3D2Error("shard's music beats do not match its sequences", path=path)
     sequences = [Sequence(str(arrays["names"][i]), str(arrays["music_ids"][i]),
                           arrays["poses"][off[i]:off[i + 1]], arrays["trans"][off[i]:off[i + 1]],
-                          arrays["music"][moff[i]:moff[i + 1]]) for i in range(len(off) - 1)]
+                          arrays["music"][moff[i]:moff[i + 1]],
+                          None if boff is None else arrays["beat_frames"][boff[i]:boff[i + 1]])
+                 for i in range(len(off) - 1)]
     return Shard(sequences, float(arrays["fps"]), float(arrays["music_fps"]), str(arrays["music_kind"]),
                  str(arrays["split"]), str(arrays["note"]), path)
+
+
+def add_beat_frames(path, beats: list) -> Path:
+    """Upgrade the shard at ``path`` in place with exact music beats (atomic: the old file stays until done).
+
+    ``beats[s]``: sequence s's music-beat frames at the shard's fps on the sequence's own clock (frame 0 = its
+    first frame), in the shard's order; beats outside ``[0, num_frames)`` are dropped. Everything else in the shard
+    is rewritten unchanged.
+    """
+    shard = load_shard(path)
+    if len(beats) != len(shard.sequences):
+        raise E3D2Error(f"{len(beats)} beat lists for {len(shard.sequences)} sequences", path=path)
+    for seq, frames in zip(shard.sequences, beats):
+        frames = np.unique(np.asarray(frames, dtype=np.int64))
+        seq.beat_frames = frames[(frames >= 0) & (frames < seq.num_frames)]
+    return write_shard(path, shard.sequences, fps=shard.fps, music_fps=shard.music_fps,
+                       music_kind=shard.music_kind, split=shard.split, note=shard.note)
 
 
 # ---------------------------------------------------------------------------------------------- datasets

@@ -6,13 +6,17 @@ Evaluation protocol (documented in docs/e3d2.md):
 * motion is cut into 5-s windows (300 frames at 60 fps); every window is one sample. Generated dances start from
   the first code of the held-out real dance (Bailando's seeding) and decode greedily.
 * FID_k / FID_g against the windows of the held-out real motion, z-scored by the statistics of all real windows
-  (train + test); Div over the normalised generated windows; BAS per window with the music beats of the beat
-  column (code rate, placed at each step's first frame), averaged.
+  (train + test); Div over the normalised generated windows; BAS per window with the **exact music beats** the
+  shards store (``beat_frames``: the song's beats at the motion fps, SPEC §7), averaged. Shards written before
+  they existed fall back to the code-rate beat column (beats placed at each step's first frame) and the report's
+  ``protocol.music_beats`` and a note on stderr say so (``prepare_bundled.py --add-beats DIR`` upgrades them).
 * 95 % intervals: percentile bootstrap over windows (200 resamples).
 """
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,26 +52,43 @@ def bas_of(window_list, beat_list):
     return np.array(scores)
 
 
-def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200) -> dict:
-    """{fid_k, fid_g, div_k, div_g, bas, ci: {metric: [lo, hi]}} for predicted vs reference window features."""
+def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, extra: dict | None = None) -> dict:
+    """{fid_k, fid_g, div_k, div_g, bas, ci: {metric: [lo, hi]}} for predicted vs reference window features.
+
+    ``extra``: {name: (n,) per-window scores} (e.g. PFC), averaged over the same bootstrap draws of windows as FID
+    and Div (NaN windows left out of the mean); each becomes one more metric with its interval.
+    """
     from e3d2_core.metrics import diversity, frechet_distance, normalize
 
     (pk, pg), (rk, rg) = pred, ref
     (mk, sk), (mg, sg) = pool_stats
     nk, ng, rkn, rgn = normalize(pk, mk, sk), normalize(pg, mg, sg), normalize(rk, mk, sk), normalize(rg, mg, sg)
 
+    extra = {name: np.asarray(v, np.float64) for name, v in (extra or {}).items()}
+    names = METRICS + tuple(extra)
+
+    def mean_finite(values):
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if len(values) else None
+
     def compute(idx, bas_idx):
-        return {"fid_k": float(frechet_distance(nk[idx], rkn)), "fid_g": float(frechet_distance(ng[idx], rgn)),
-                "div_k": float(diversity(nk[idx])), "div_g": float(diversity(ng[idx])),
-                "bas": float(bas_scores[bas_idx].mean()) if len(bas_scores) else None}
+        out = {"fid_k": float(frechet_distance(nk[idx], rkn)), "fid_g": float(frechet_distance(ng[idx], rgn)),
+               "div_k": float(diversity(nk[idx])), "div_g": float(diversity(ng[idx])),
+               "bas": float(bas_scores[bas_idx].mean()) if len(bas_scores) else None}
+        out.update({name: mean_finite(v[idx]) for name, v in extra.items()})
+        return out
 
     n = len(nk)
     result = compute(np.arange(n), np.arange(len(bas_scores)))
     boots = [compute(rng.integers(0, n, n), rng.integers(0, max(1, len(bas_scores)), len(bas_scores)))
              for _ in range(resamples)]
-    result["ci"] = {m: ([float(np.percentile([b[m] for b in boots], 2.5)),
-                         float(np.percentile([b[m] for b in boots], 97.5))] if result[m] is not None else None)
-                    for m in METRICS}
+    def interval(m):
+        values = [b[m] for b in boots if b[m] is not None]
+        if result[m] is None or not values:
+            return None
+        return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+    result["ci"] = {m: interval(m) for m in names}
     result["n_windows"] = n
     return result
 
@@ -78,6 +99,44 @@ def _joints(poses, trans) -> np.ndarray:
 
 def _beats(music: np.ndarray, beat_column: int, per_step: int) -> np.ndarray:
     return np.flatnonzero(music[:, beat_column] > 0.5) * per_step
+
+
+def sequence_beats(seq, beat_column: int, per_step: int) -> np.ndarray:
+    """Music-beat frames of one shard sequence: its exact ``beat_frames`` when the shard has them, else the
+    code-rate beat column's steps placed at their first frame (older shards)."""
+    if seq.beat_frames is not None:
+        return np.asarray(seq.beat_frames, np.int64)
+    return _beats(seq.music, beat_column, per_step)
+
+
+def exact_beats_for_music(music: np.ndarray, music_id: str, shards) -> np.ndarray | None:
+    """Exact beats of a track cut from a shard sequence (e.g. a demonstration's music: a sequence's music or its
+    prefix), found by its music id and rows; None when no sequence with beats matches."""
+    n = len(music)
+    for shard in shards:
+        if shard is None:
+            continue
+        for seq in shard.sequences:
+            if (seq.music_id == music_id and seq.beat_frames is not None and len(seq.music) >= n
+                    and np.array_equal(seq.music[:n], music)):
+                return np.asarray(seq.beat_frames[seq.beat_frames < n * shard.ratio], np.int64)
+    return None
+
+
+def random_code_joints(vqvae, lengths, seed: int = 0) -> list[np.ndarray]:
+    """A random-code policy: uniform random (up, down) codes, one per step, decoded by the VQ-VAE.
+    ``lengths`` are frame counts; returns one (8N, 24, 3) joint track each."""
+    generator = torch.Generator().manual_seed(seed)
+    size = int(vqvae.config["codebook_size"])
+    out = []
+    with torch.no_grad():
+        for frames in lengths:
+            n = int(frames) // vqvae.downsample
+            up = torch.randint(size, (1, n), generator=generator)
+            down = torch.randint(size, (1, n), generator=generator)
+            poses, trans = vqvae.decode(up, down)
+            out.append(_joints(poses[0], trans[0]))
+    return out
 
 
 @torch.no_grad()
@@ -96,56 +155,107 @@ def _generate(policy, vqvae, seqs, mean, std):
     return out
 
 
-def build_report(config: dict, run_dir: Path) -> dict:
-    from e3d2_core.training import stages
-    from e3d2_core.training.demos import load_demos
-    from e3d2_core.training.hand_reward import BEAT_COLUMN
+@dataclass
+class Evaluation:
+    """Everything the report's tables share: the held-out reference windows, the pool statistics and the models.
 
-    run_dir = Path(run_dir)
-    rng = np.random.default_rng(0)
-    resamples = int(config.get("report", {}).get("resamples", 200))
-    vqvae, _ = stages.load_vqvae(run_dir, torch.device("cpu"))
-    bc = stages.load_stage_output(run_dir, "bc")
-    index = json.loads((run_dir / "demos.json").read_text())
-    fps, per_step = float(index["fps"]), int(vqvae.downsample)
-    size = int(round(WINDOW_SECONDS * fps))
-    beat_column = BEAT_COLUMN[str(index["music_kind"])]
-    train = stages.load_split(config, "train")
-    test = stages.load_split(config, "test", required=False) or stages.load_split(config, "val")
-    real_test = [(_joints(s.poses, s.trans), _beats(s.music, beat_column, per_step)) for s in test.sequences]
-    real_all = [_joints(s.poses, s.trans) for s in train.sequences] + [j for j, _ in real_test]
-    pool = [w for j in real_all for w in windows(j, size)]
-    pk, pg = features(pool)
-    from e3d2_core.metrics import pool_statistics
-    stats = (pool_statistics(pk), pool_statistics(pg))
+    ``evaluate(joint_list, beat_list, pfc=False)`` cuts tracks into 5-s windows (beats shifted with them) and
+    scores them against the held-out real windows; ``generate(state_dict)`` rolls a policy out greedily on every
+    held-out sequence's music.
+    """
 
-    def table_for(joint_list, beat_list):
-        wins = [(w, b[(b >= a) & (b < a + size)] - a) for j, b in zip(joint_list, beat_list)
-                for a, w in zip(range(0, len(j) - size + 1, size), windows(j, size))]
+    vqvae: object
+    bc: dict
+    fps: float
+    per_step: int
+    size: int
+    beat_column: int
+    train: object
+    val: object
+    test: object
+    real_test: list
+    stats: tuple
+    ref: tuple
+    rng: np.random.Generator
+    resamples: int
+    exact_beats: bool
+    notes: list = field(default_factory=list)
+
+    @property
+    def test_beats(self) -> list:
+        return [b for _, b in self.real_test]
+
+    def window_pairs(self, joint_list, beat_list):
+        return [(w, b[(b >= a) & (b < a + self.size)] - a) for j, b in zip(joint_list, beat_list)
+                for a, w in zip(range(0, len(j) - self.size + 1, self.size), windows(j, self.size))]
+
+    def evaluate(self, joint_list, beat_list, pfc: bool = False) -> dict | None:
+        wins = self.window_pairs(joint_list, beat_list)
         if len(wins) < 2:
             return None
-        return wins
+        extra = None
+        if pfc:
+            from e3d2_core.metrics import pfc_score
+            extra = {"pfc": [pfc_score(w, self.fps) for w, _ in wins]}
+        return metric_table(features([w for w, _ in wins]), self.ref, self.stats,
+                            bas_of([w for w, _ in wins], [b for _, b in wins]), self.rng, self.resamples, extra)
 
-    ref_wins = table_for([j for j, _ in real_test], [b for _, b in real_test])
-    ref = features([w for w, _ in ref_wins])
-
-    def evaluate_joints(joint_list, beat_list):
-        wins = table_for(joint_list, beat_list)
-        if wins is None:
-            return None
-        return metric_table(features([w for w, _ in wins]), ref, stats,
-                            bas_of([w for w, _ in wins], [b for _, b in wins]), rng, resamples)
-
-    def policy_from(state):
-        policy = stages.model_class("policy")(dict(bc["policy"]["config"]))
+    def policy(self, state):
+        from e3d2_core.training import stages
+        policy = stages.model_class("policy")(dict(self.bc["policy"]["config"]))
         policy.load_state_dict(state)
         return policy
 
-    test_beats = [b for _, b in real_test]
-    table1 = {"gt": evaluate_joints([j for j, _ in real_test], test_beats)}
-    mean, std = bc["music"]["mean"], bc["music"]["std"]
-    table1["bc"] = evaluate_joints(_generate(policy_from(bc["policy"]["state_dict"]), vqvae, test.sequences,
-                                             mean, std), test_beats)
+    def generate(self, state) -> list[np.ndarray]:
+        return _generate(self.policy(state), self.vqvae, self.test.sequences, self.bc["music"]["mean"],
+                         self.bc["music"]["std"])
+
+
+def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) -> Evaluation:
+    """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring)."""
+    from e3d2_core.metrics import pool_statistics
+    from e3d2_core.training import stages
+    from e3d2_core.training.hand_reward import BEAT_COLUMN
+
+    run_dir = Path(run_dir)
+    resamples = int(config.get("report", {}).get("resamples", 200))
+    vqvae, _ = stages.load_vqvae(run_dir, torch.device("cpu"))
+    bc = stages.load_stage_output(run_dir, "bc")
+    fps, per_step = float(vqvae.fps), int(vqvae.downsample)
+    size = int(round(WINDOW_SECONDS * fps))
+    beat_column = BEAT_COLUMN[str(bc["music"]["kind"])]
+    train = stages.load_split(config, "train")
+    val = stages.load_split(config, "val", required=False)
+    test = stages.load_split(config, "test", required=False) or val
+    exact = test.has_beats and train.has_beats
+    notes = []
+    if not exact:
+        notes.append("shards without exact music beats (beat_frames): BAS uses the code-rate beat column, beats "
+                     "placed at each step's first frame; run `python training/prepare_bundled.py --add-beats "
+                     "DATA_DIR` to upgrade them")
+        if not quiet:
+            print(f"report: note: {notes[-1]}", file=sys.stderr)
+    real_test = [(_joints(s.poses, s.trans), sequence_beats(s, beat_column, per_step)) for s in test.sequences]
+    real_all = [_joints(s.poses, s.trans) for s in train.sequences] + [j for j, _ in real_test]
+    pool = [w for j in real_all for w in windows(j, size)]
+    pk, pg = features(pool)
+    ev = Evaluation(vqvae, bc, fps, per_step, size, beat_column, train, val, test, real_test,
+                    (pool_statistics(pk), pool_statistics(pg)), (None, None),
+                    rng if rng is not None else np.random.default_rng(0), resamples, exact, notes)
+    ev.ref = features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
+    return ev
+
+
+def build_report(config: dict, run_dir: Path) -> dict:
+    from e3d2_core.training import stages
+    from e3d2_core.training.demos import load_demos
+
+    run_dir = Path(run_dir)
+    ev = evaluation(config, run_dir)
+    index = json.loads((run_dir / "demos.json").read_text())
+    test_beats = ev.test_beats
+    table1 = {"gt": ev.evaluate([j for j, _ in ev.real_test], test_beats)}
+    table1["bc"] = ev.evaluate(ev.generate(ev.bc["policy"]["state_dict"]), test_beats)
     table3 = [{"reward": "learned", "steps": 0, **(table1["bc"] or {})},
               {"reward": "hand", "steps": 0, **(table1["bc"] or {})}]
     for name, reward in (("rl", "learned"), ("rl_hand", "hand")):
@@ -156,33 +266,42 @@ def build_report(config: dict, run_dir: Path) -> dict:
         for snap in snaps:
             state = torch.load(snap, weights_only=True)
             table3.append({"reward": reward, "steps": int(state["interaction_steps"]),
-                           **(evaluate_joints(_generate(policy_from(state["policy"]), vqvae, test.sequences, mean,
-                                                        std), test_beats) or {})})
+                           **(ev.evaluate(ev.generate(state["policy"]), test_beats) or {})})
         final = torch.load(out_path, weights_only=True)["policy_rl"]
-        metrics = evaluate_joints(_generate(policy_from(final["state_dict"]), vqvae, test.sequences, mean, std),
-                                  test_beats)
+        metrics = ev.evaluate(ev.generate(final["state_dict"]), test_beats)
         table3.append({"reward": reward, "steps": int(final["interaction_steps"]), **(metrics or {})})
         if name == "rl":
             table1["rl"] = metrics
     reward_summary = json.loads((run_dir / "reward" / "summary.json").read_text())
     table4 = {}
     demos = [d for d in load_demos(run_dir) if d["split"] == "train"]
+    demo_exact = True
     for eps in index["eps"]:
         joint_list, beat_list = [], []
         for d in demos:
+            beats = exact_beats_for_music(d["music"], d["music_id"], (ev.train, ev.val)) if ev.exact_beats else None
+            if beats is None:
+                demo_exact = False
+                beats = _beats(d["music"], ev.beat_column, ev.per_step)
             for i in np.flatnonzero(np.isclose(d["eps"], eps)):
                 joint_list.append(_joints(d["poses"][i], d["trans"][i]))
-                beat_list.append(_beats(d["music"], beat_column, per_step))
-        row = evaluate_joints(joint_list, beat_list) or {}
+                beat_list.append(beats)
+        row = ev.evaluate(joint_list, beat_list) or {}
         row["u_bar"] = reward_summary["u_bar_train"].get(repr(float(eps)))
         table4[repr(float(eps))] = row
+    exact_text = f"exact music beats at {ev.fps:g} fps (shards' beat_frames)"
+    fallback = "code-rate beat column (beats at each step's first frame)"
     return {"table1": table1, "table3": table3, "table4": table4,
             "reward_accuracy": reward_summary["reward_accuracy"],
             "u_bar_held_out": reward_summary["u_bar_held_out"],
             "robustness_held_out_real": reward_summary.get("robustness_held_out_real"),
             "protocol": {"window_seconds": WINDOW_SECONDS, "table1_table3_music": "held-out (test split)",
                          "table4_music": "training music (seen)", "reference": "held-out real motion windows",
-                         "normalisation": "all real windows (train + test)", "intervals": "bootstrap 95 %, 200"},
+                         "normalisation": "all real windows (train + test)",
+                         "intervals": f"bootstrap 95 %, {ev.resamples}",
+                         "music_beats": exact_text if ev.exact_beats else fallback,
+                         "table4_music_beats": exact_text if ev.exact_beats and demo_exact else fallback},
+            "notes": ev.notes,
             "figure3": str(run_dir / "reward" / "accuracy.png")}
 
 
