@@ -1,0 +1,135 @@
+"""training/model_card.py on a micro run whose shards carry exact music beats; the report's beat protocol."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from e3d2_core.training import data as shards
+from e3d2_core.training import stages
+from procedural_dance import dance, music_features
+from training import model_card
+
+FPS, MUSIC_FPS, DIM = 60.0, 7.5, 37
+NUMBER = r"-?\d+(\.\d+)?(e[+-]\d+)?"          # a finite number as the card prints it (never "—", nan, inf)
+
+
+def _sequence(name, music_id, steps, seed):
+    rng = np.random.default_rng(seed)
+    period = 4.0 + (seed % 3)
+    motion = dance(steps, period, 0.0, rng)
+    music = np.zeros((steps, DIM), np.float32)
+    music[:, :8] = music_features(steps, period, 8, rng)
+    music[:, 33] = music[:, 0]                                  # the compact kind's beat column
+    # exact beats at 60 fps: the code-rate beats moved a few frames into their step (as a 60-fps tracker would)
+    beats = np.flatnonzero(music[:, 33] > 0.5) * 8 + 3
+    return shards.Sequence(name, music_id, motion.poses, motion.trans, music, beats)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("card")
+    data = root / "data"
+    for split, items in (("train", [("a", "m0", 0), ("b", "m1", 1), ("c", "m2", 2)]),
+                         ("test", [("t", "m9", 9), ("u", "m9", 10)])):
+        seqs = [_sequence(n, m, 80, s) for n, m, s in items]
+        shards.write_shard(data / f"{split}.npz", seqs, fps=FPS, music_fps=MUSIC_FPS, music_kind="compact",
+                           split=split, note=f"procedural {split} data, made in the test")
+    train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
+             "precision": "fp32"}
+    config = {"name": "micro-card", "seed": 0, "device": "cpu", "fps": FPS, "data": {"dir": str(data)},
+              "music": {"kind": "compact", "fps": MUSIC_FPS, "normalize": True},
+              "vqvae": {"model": {"codebook_size": 16, "code_dim": 16, "width": 16, "depth": 1},
+                        "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "bc": {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "band": 8, "dropout": 0.0},
+                     "data": {"length": 12, "stride": 4}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2},
+              "reward": {"model": {"hidden": 16, "layers": 2}, "train": {"steps": 20, "batch": 16,
+                                                                          "eval_every": 10, "min_len": 6,
+                                                                          "max_len": 12}},
+              "rl": {"iterations": 2, "songs": 1, "takes": 3, "window": 16, "eval_every": 2, "eval_steps": 32,
+                     "checkpoint_every": 1, "snapshot_steps": []},
+              "report": {"resamples": 20}}
+    run_dir = root / "run"
+    options = stages.StageOptions(progress=False, device="cpu")
+    for name in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
+        stages.run_stage(name, config, run_dir, options)
+    yield config, run_dir
+    torch.set_num_threads(threads)
+
+
+def test_report_uses_exact_beats(run):
+    _, run_dir = run
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["protocol"]["music_beats"].startswith("exact")
+    assert report["protocol"]["table4_music_beats"].startswith("exact")     # demos' music matched to its shard
+    assert report["notes"] == []
+    assert 0 < report["table1"]["gt"]["bas"] <= 1
+
+
+def test_old_shards_fall_back_to_the_beat_column_with_a_note(run, tmp_path, capsys):
+    from e3d2_core.training.report import evaluation
+    config, run_dir = run
+    old = tmp_path / "old"
+    old.mkdir()
+    for split in ("train", "test"):
+        shard = shards.load_shard(f"{config['data']['dir']}/{split}.npz")
+        for seq in shard.sequences:
+            seq.beat_frames = None
+        shards.write_shard(old / f"{split}.npz", shard.sequences, fps=shard.fps, music_fps=shard.music_fps,
+                           music_kind=shard.music_kind, split=split)
+    ev = evaluation({**config, "data": {"dir": str(old)}}, run_dir)
+    assert not ev.exact_beats and "code-rate beat column" in ev.notes[0]
+    assert "--add-beats" in capsys.readouterr().err
+    exact = evaluation(config, run_dir, quiet=True)
+    # the fallback puts beats at each step's first frame; the exact ones lie 3 frames later
+    assert all(np.array_equal(a + 3, b) for a, b in zip(ev.test_beats, exact.test_beats))
+
+
+def test_model_card_has_every_table_with_finite_numbers(run, tmp_path):
+    _, run_dir = run
+    card, out_json = tmp_path / "MODEL_CARD.md", tmp_path / "card.json"
+    assert model_card.main([str(run_dir), "-o", str(card), "--json", str(out_json)]) == 0
+    text = card.read_text()
+    result = json.loads(out_json.read_text())
+    rows = result["numbers"]["rows"]
+    assert set(rows) == {"gt", "rl", "bc", "random", "train_motion"}
+    for key, row in rows.items():
+        for metric in ("bas", "fid_k", "fid_g", "div_k", "div_g", "pfc"):
+            assert np.isfinite(row[metric]), (key, metric)
+            lo, hi = row["ci"][metric]
+            assert lo <= hi
+    assert rows["gt"]["fid_k"] < rows["random"]["fid_k"]         # the reference itself is closest to itself
+    assert "exact music beats" in result["numbers"]["protocol"]["music_beats"]
+    sizes = result["sizes"]
+    assert sizes["parameters_total"] == sum(sizes["parameters"].values()) > 0
+    for heading in ("## The default model on the held-out song", "### Table 1", "### Table 3", "### Table 4",
+                    "accuracy per ε pair", "## Limitations", "## Recipe", "## Data", "## Sizes"):
+        assert heading in text, heading
+    for label in ("π_RL (default)", "π_BC", "random-code policy", "training motion itself", "ground truth"):
+        section = text.split("## The default model on the held-out song")[1].split("## The E3D2 report")[0]
+        line = next(line for line in section.splitlines() if line.startswith(f"| {label}"))
+        cells = line.split("|")[2:8]
+        assert all(re.fullmatch(rf" {NUMBER} \[{NUMBER}, {NUMBER}\] ", c) for c in cells), line
+    table1 = text.split("### Table 1")[1].split("###")[0]
+    assert sum(bool(re.search(r"\| (gt|bc|rl) \| \d", line)) for line in table1.splitlines()) == 3
+    assert "m9" in text and "procedural train data" in text
+    assert "0.02 vs 0.5" in text
+
+
+def test_model_card_refuses_an_unfinished_run(run, tmp_path, capsys):
+    _, run_dir = run
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    (partial / "report.json").unlink()
+    assert model_card.main([str(partial), "-o", str(tmp_path / "card.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report.json" in err
+    assert not (tmp_path / "card.md").exists()

@@ -1,0 +1,247 @@
+"""Numbers and model card of a finished training run (the bundled default model: runs/default).
+
+    python training/model_card.py runs/default [--data data/bundled] [-o assets/MODEL_CARD.md] [--json card.json]
+
+The run must be complete: ``model.pt`` with vqvae, policy (π_BC), policy_rl (π_RL) and reward (R_θ), and
+``report.json`` from the ``report`` stage. On the held-out song (the test split) and with the report's own protocol
+(:mod:`e3d2_core.training.report`: 5-s windows, FID against the held-out real windows normalised by all real
+windows, BAS with the shards' music beats, percentile-bootstrap 95 % intervals over windows) it scores
+
+* ground truth: the held-out real dance itself;
+* π_RL (the default), π_BC: greedy, seeded with the first code of each held-out dance (as in the report);
+* a random-code policy: uniform random (up, down) codes decoded by the VQ-VAE, as long as each held-out dance;
+* the training motion itself: every window of the train split, on *its own* (training) music for BAS, against
+  the held-out real motion for FID;
+
+plus PFC (EDGE's physical foot contact score) for each, and writes a Markdown card with the data, the recipe,
+sizes, these numbers and the report's Tables 1, 3 and 4 and the reward's accuracy per ε pair.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from e3d2_core.errors import E3D2Error  # noqa: E402
+
+COLUMNS = ("bas", "pfc", "fid_k", "fid_g", "div_k", "div_g")
+HEADERS = {"bas": "BAS ↑", "pfc": "PFC ↓", "fid_k": "FID_k ↓", "fid_g": "FID_g ↓", "div_k": "Div_k", "div_g": "Div_g"}
+ROWS = (("gt", "ground truth (held-out real dance)"), ("rl", "π_RL (default)"), ("bc", "π_BC"),
+        ("random", "random-code policy"), ("train_motion", "training motion itself"))
+PARTS = ("vqvae", "policy", "policy_rl", "reward")
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+def load_run(run_dir: Path, data: Path | None) -> tuple[dict, dict, dict]:
+    """(config, model.pt bundle, report.json) of a finished run; ``data`` overrides the config's data.dir."""
+    import yaml
+
+    from e3d2_core.checkpoint import load_bundle
+
+    config_path = run_dir / "bc" / "config.yaml"
+    if not config_path.is_file():
+        raise E3D2Error("not a training run (no bc/config.yaml)", path=run_dir)
+    config = yaml.safe_load(config_path.read_text())
+    if data is not None:
+        config = {**config, "data": {**config.get("data", {}), "dir": str(data)}}
+    bundle = load_bundle(run_dir / "model.pt", require=PARTS)
+    report_path = run_dir / "report.json"
+    if not report_path.is_file():
+        raise E3D2Error("no report.json: run `e3d2 train report` (or `train all`) first", path=run_dir)
+    try:
+        report = json.loads(report_path.read_text())
+    except ValueError as err:
+        raise E3D2Error(f"unreadable report ({err})", path=report_path) from None
+    return config, bundle, report
+
+
+def card_numbers(config: dict, run_dir: Path, bundle: dict) -> dict:
+    """{row: metrics with ci} for the rows of :data:`ROWS`, plus the protocol, all on the held-out split."""
+    from e3d2_core.training.report import _joints, evaluation, random_code_joints, sequence_beats
+
+    ev = evaluation(config, run_dir)
+    beats = ev.test_beats
+    rows = {"gt": ev.evaluate([j for j, _ in ev.real_test], beats, pfc=True),
+            "rl": ev.evaluate(ev.generate(bundle["policy_rl"]["state_dict"]), beats, pfc=True),
+            "bc": ev.evaluate(ev.generate(bundle["policy"]["state_dict"]), beats, pfc=True),
+            "random": ev.evaluate(random_code_joints(ev.vqvae, [len(s.poses) for s in ev.test.sequences]), beats,
+                                  pfc=True)}
+    train = ev.train.sequences
+    rows["train_motion"] = ev.evaluate([_joints(s.poses, s.trans) for s in train],
+                                       [sequence_beats(s, ev.beat_column, ev.per_step) for s in train], pfc=True)
+    beat_text = (f"exact music beats at {ev.fps:g} fps (the shards' beat_frames)" if ev.exact_beats else
+                 "the code-rate beat column (beats at each step's first frame; shards without beat_frames)")
+    return {"rows": rows, "protocol": {
+        "music": f"held-out song(s) {', '.join(sorted({s.music_id for s in ev.test.sequences}))} (test split); "
+                 "the training-motion row uses its own training music for BAS",
+        "reference": "windows of the held-out real motion (test split)",
+        "window_seconds": ev.size / ev.fps, "windows_held_out": len(ev.window_pairs(
+            [j for j, _ in ev.real_test], beats)),
+        "normalisation": "all real windows (train + test)", "intervals": f"bootstrap 95 %, {ev.resamples} resamples",
+        "music_beats": beat_text, "notes": ev.notes}}
+
+
+def sizes(run_dir: Path, bundle: dict) -> dict:
+    params = {part: int(sum(t.numel() for t in bundle[part]["state_dict"].values())) for part in PARTS}
+    return {"parameters": params, "parameters_total": sum(params.values()),
+            "file_bytes": (run_dir / "model.pt").stat().st_size}
+
+
+def data_summary(config: dict) -> dict:
+    from e3d2_core.training import stages
+
+    out = {"splits": {}, "prepare_report": None}
+    for split in ("train", "val", "test"):
+        shard = stages.load_split(config, split, required=False)
+        if shard is not None:
+            out["splits"][split] = {"sequences": len(shard.sequences), "minutes": round(shard.minutes(), 2),
+                                    "songs": sorted({s.music_id for s in shard.sequences}), "note": shard.note,
+                                    "music_beats": shard.has_beats}
+    report_path = stages.data_dir(config) / "report.json"
+    if report_path.is_file():
+        out["prepare_report"] = json.loads(report_path.read_text())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+def _num(value, digits: int = 3) -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{value:.{digits}g}" if abs(value) >= 1000 else f"{value:.{digits}f}"
+
+
+def _cell(row: dict | None, metric: str) -> str:
+    if not row or row.get(metric) is None:
+        return "—"
+    ci = (row.get("ci") or {}).get(metric)
+    return f"{_num(row[metric])} [{_num(ci[0])}, {_num(ci[1])}]" if ci else _num(row[metric])
+
+
+def metric_table(rows: list[tuple[str, dict | None]], columns=COLUMNS, extra=()) -> list[str]:
+    head = ["", *(HEADERS.get(c, c) for c in columns), *(name for name, _ in extra), "windows"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for label, row in rows:
+        cells = [_cell(row, c) for c in columns] + [fmt(row) for _, fmt in extra]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {(row or {}).get('n_windows', '—')} |")
+    return lines
+
+
+def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict, data: dict) -> str:
+    p = numbers["protocol"]
+    prep = data.get("prepare_report") or {}
+    held_out = prep.get("held_out_song") or ", ".join(data["splits"].get("test", {}).get("songs", []))
+    L = [f"# Model card: e3d2 `{config.get('name', run_dir.name)}` model", "",
+         "Generated by `training/model_card.py` from the finished run; every number below is computed from the "
+         "run's files, none is typed in.", "",
+         "## What it is", "",
+         "Music-driven 3D dance on the SMPL 24-joint skeleton at "
+         f"{config.get('fps', 60)} fps, trained by the E3D2 pipeline on top of Bailando: a VQ-VAE choreographic "
+         "memory (separate upper/lower-body codebooks, one code per 8 frames), π_BC (a GPT policy over the codes, "
+         "conditioned on music features), a learned reward R_θ trained with T-REX on automatically ranked "
+         "demonstrations (π_BC with ε-greedy code noise), and π_RL (π_BC fine-tuned by PPO against R_θ with a KL "
+         "guard to π_BC). `e3d2 generate` uses π_RL and scores takes with R_θ. Music features: "
+         f"`{config.get('music', {}).get('kind')}` at {config.get('music', {}).get('fps')} Hz.", "",
+         "## Sizes", "", "| part | parameters |", "| --- | --- |"]
+    names = {"vqvae": "VQ-VAE", "policy": "π_BC", "policy_rl": "π_RL", "reward": "R_θ"}
+    L += [f"| {names[k]} | {v:,} |" for k, v in size["parameters"].items()]
+    L += [f"| total | {size['parameters_total']:,} |", "",
+          f"`model.pt`: {size['file_bytes'] / 2**20:.1f} MiB ({size['file_bytes']:,} bytes).", "",
+          "## Data", "", "| split | sequences | paired minutes | unique motion minutes | songs |",
+          "| --- | --- | --- | --- | --- |"]
+    for split, info in data["splits"].items():
+        unique = (prep.get("splits", {}).get(split) or {}).get("unique_motion_minutes", "—")
+        L.append(f"| {split} | {info['sequences']} | {info['minutes']} | {unique} | {len(info['songs'])} |")
+    L += ["", f"Held-out song: **{held_out}** (test split only). "
+          "Test = CMU salsa trials 14 and 15 time-warped onto it; val = unseen dance on seen music." if held_out
+          else "", "", "Sources and licences (the shards' provenance notes):", ""]
+    L += [f"* {split}: {info['note']}" for split, info in data["splits"].items()]
+    L += ["", "Music licences: the songs are CC BY 3.0 / public domain and the loops CC0 (see "
+          "`../shared/data/README.md` and `assets/ATTRIBUTION.md`).", "",
+          "## Recipe", "", "```",
+          "python training/prepare_bundled.py -o data/bundled",
+          f"python -m e3d2_core.cli train all --config training/configs/{config.get('name', 'default')}.yaml "
+          f"--run runs/{config.get('name', 'default')}",
+          f"python training/model_card.py runs/{config.get('name', 'default')} -o assets/MODEL_CARD.md", "```", "",
+          "## The default model on the held-out song", "",
+          f"Music: {p['music']}. Reference: {p['reference']}; {p['window_seconds']:g}-s windows "
+          f"({p['windows_held_out']} held-out windows); features normalised by {p['normalisation']}; "
+          f"BAS with {p['music_beats']}; [95 % interval] by {p['intervals']} over windows. The random-code policy "
+          "decodes uniform random codes with the VQ-VAE; the training-motion row is every window of the train "
+          "split (mirrors included).", ""]
+    L += metric_table([(label, numbers["rows"].get(key)) for key, label in ROWS])
+    L += [""] + [f"Note: {n}" for n in p["notes"]] + ["", "## The E3D2 report (`e3d2 report`)", ""]
+    proto = report.get("protocol", {})
+    L += [f"Table 1 and Table 3 use {proto.get('table1_table3_music', 'the held-out music')}; Table 4 uses "
+          f"{proto.get('table4_music', 'the training music')} (the paper's Table 4 looks like seen music). BAS "
+          f"beats: {proto.get('music_beats', 'code-rate beat column (report written before exact beats)')}.", "",
+          "### Table 1 (π_BC vs π_RL, held-out music)", ""]
+    report_cols = ("fid_k", "fid_g", "div_k", "div_g", "bas")
+    L += metric_table([(k, report["table1"].get(k)) for k in ("gt", "bc", "rl")], report_cols)
+    L += ["", "### Table 3 (learned vs hand-designed reward by interaction steps, held-out music)", ""]
+    L += metric_table([(f"{r['reward']} @ {r['steps']:,} steps", r) for r in report["table3"]], report_cols)
+    L += ["", "### Table 4 (ε levels, training music; ū = R_θ return per minute)", ""]
+    L += metric_table([(f"ε = {eps}", row) for eps, row in report["table4"].items()], report_cols,
+                      extra=(("ū", lambda row: _num((row or {}).get("u_bar"))),))
+    L += ["", "### R_θ held-out pairwise accuracy per ε pair", "", "| ε pair | accuracy |", "| --- | --- |"]
+    L += [f"| {pair.replace('|', ' vs ')} | {_num(acc)} |" for pair, acc in report["reward_accuracy"].items()]
+    if report.get("robustness_held_out_real") is not None:
+        L += ["", f"R_θ robustness on held-out real motion (clean ranked above jittered/time-shuffled): "
+              f"`{json.dumps(report['robustness_held_out_real'])}`."]
+    L += ["", "## Limitations", "",
+          "* Tiny data: a few minutes of unique motion (CMU salsa, two dancers, plus five short AIST++ slices), "
+          "time-warped onto songs it was not recorded to; every song is danced as salsa.",
+          "* One held-out song and two held-out trials: a handful of 5-s windows, so FID and BAS carry wide "
+          "intervals (shown); with few windows in 72/32 dimensions FID is dominated by sampling noise, so compare "
+          "rows by their intervals, not their point values.",
+          "* The training-motion row is the ceiling the data allows, not a human-level reference on this song.",
+          "* Trained on 2 CPU cores at the default (small) sizes, not the paper's; numbers are not comparable with "
+          "AIST++ results in the literature.", ""]
+    return "\n".join(L)
+
+
+def build_card(run_dir, *, data=None, output=None, json_out=None) -> dict:
+    """Compute everything and write the card (and JSON); returns the JSON object."""
+    from e3d2_core.fileio import atomic_open
+
+    run_dir = Path(run_dir)
+    config, bundle, report = load_run(run_dir, None if data is None else Path(data))
+    numbers = card_numbers(config, run_dir, bundle)
+    size = sizes(run_dir, bundle)
+    data_info = data_summary(config)
+    text = render(run_dir, config, numbers, report, size, data_info)
+    result = {"numbers": numbers, "sizes": size, "data": {k: v for k, v in data_info.items()},
+              "report": report}
+    if output is not None:
+        with atomic_open(output, "w") as handle:
+            handle.write(text)
+    if json_out is not None:
+        with atomic_open(json_out, "w") as handle:
+            json.dump(result, handle, indent=2)
+    result["markdown"] = text
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished run folder (model.pt, report.json)")
+    parser.add_argument("--data", type=Path, help="shard folder (default: the run config's data.dir)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("assets/MODEL_CARD.md"), help="Markdown card")
+    parser.add_argument("--json", type=Path, help="also write every number as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        result = build_card(args.run, data=args.data, output=args.output, json_out=args.json)
+    except E3D2Error as err:
+        print(f"model_card: error: {err}", file=sys.stderr)
+        return 2
+    rows = result["numbers"]["rows"]
+    print(json.dumps({k: {m: (v or {}).get(m) for m in COLUMNS} for k, v in rows.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
