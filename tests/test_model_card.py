@@ -119,7 +119,7 @@ def test_model_card_has_every_table_with_finite_numbers(run, tmp_path):
         cells = line.split("|")[2:8]
         assert all(re.fullmatch(rf" {NUMBER} \[{NUMBER}, {NUMBER}\] ", c) for c in cells), line
     table1 = text.split("### Table 1")[1].split("###")[0]
-    assert sum(bool(re.search(r"\| (gt|bc|rl) \| \d", line)) for line in table1.splitlines()) == 3
+    assert sum(bool(re.search(r"\| (gt|bc|rl) \| -?\d", line)) for line in table1.splitlines()) == 3
     assert "m9" in text and "procedural train data" in text
     assert "0.02 vs 0.5" in text
 
