@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from e3d2_core.training import data as shards
 from e3d2_core.training import stages

@@ -156,17 +156,17 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     for split, info in data["splits"].items():
         unique = (prep.get("splits", {}).get(split) or {}).get("unique_motion_minutes", "—")
         L.append(f"| {split} | {info['sequences']} | {info['minutes']} | {unique} | {len(info['songs'])} |")
-    L += ["", f"Held-out song: **{held_out}** (test split only). "
-          "Test = CMU salsa trials 14 and 15 time-warped onto it; val = unseen dance on seen music." if held_out
-          else "", "", "Sources and licences (the shards' provenance notes):", ""]
+    L += ["", f"Held-out song: **{held_out}** (test split only)."
+          + (" Test = CMU salsa trials 14 and 15 time-warped onto it; val = unseen dance on seen music."
+             if prep.get("held_out_song") else ""), "", "Sources and licences (the shards' provenance notes):", ""]
     L += [f"* {split}: {info['note']}" for split, info in data["splits"].items()]
     L += ["", "Music licences: the songs are CC BY 3.0 / public domain and the loops CC0 (see "
           "`../shared/data/README.md` and `assets/ATTRIBUTION.md`).", "",
           "## Recipe", "", "```",
           "python training/prepare_bundled.py -o data/bundled",
           f"python -m e3d2_core.cli train all --config training/configs/{config.get('name', 'default')}.yaml "
-          f"--run runs/{config.get('name', 'default')}",
-          f"python training/model_card.py runs/{config.get('name', 'default')} -o assets/MODEL_CARD.md", "```", "",
+          f"--run runs/{run_dir.name}",
+          f"python training/model_card.py runs/{run_dir.name} -o assets/MODEL_CARD.md", "```", "",
           "## The default model on the held-out song", "",
           f"Music: {p['music']}. Reference: {p['reference']}; {p['window_seconds']:g}-s windows "
           f"({p['windows_held_out']} held-out windows); features normalised by {p['normalisation']}; "
@@ -176,8 +176,8 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     L += metric_table([(label, numbers["rows"].get(key)) for key, label in ROWS])
     L += [""] + [f"Note: {n}" for n in p["notes"]] + ["", "## The E3D2 report (`e3d2 report`)", ""]
     proto = report.get("protocol", {})
-    L += [f"Table 1 and Table 3 use {proto.get('table1_table3_music', 'the held-out music')}; Table 4 uses "
-          f"{proto.get('table4_music', 'the training music')} (the paper's Table 4 looks like seen music). BAS "
+    L += [f"Music: Tables 1 and 3 {proto.get('table1_table3_music', 'held-out')}; Table 4 "
+          f"{proto.get('table4_music', 'training music')} (the paper's Table 4 looks like seen music). BAS "
           f"beats: {proto.get('music_beats', 'code-rate beat column (report written before exact beats)')}.", "",
           "### Table 1 (π_BC vs π_RL, held-out music)", ""]
     report_cols = ("fid_k", "fid_g", "div_k", "div_g", "bas")
@@ -198,7 +198,8 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "* One held-out song and two held-out trials: a handful of 5-s windows, so FID and BAS carry wide "
           "intervals (shown); with few windows in 72/32 dimensions FID is dominated by sampling noise, so compare "
           "rows by their intervals, not their point values.",
-          "* The training-motion row is the ceiling the data allows, not a human-level reference on this song.",
+          "* The training-motion row scores the training data itself against the held-out motion (what a perfect "
+          "copy of the training set would get), not a human reference danced to this song.",
           "* Trained on 2 CPU cores at the default (small) sizes, not the paper's; numbers are not comparable with "
           "AIST++ results in the literature.", ""]
     return "\n".join(L)
