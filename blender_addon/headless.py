@@ -90,7 +90,9 @@ def _fps_pair(fps: float) -> tuple[int, float]:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv if argv is None else argv)
-    audio, out = Path(args.audio), Path(args.out)
+    # absolute paths: Blender resolves relative ones against the (unsaved) .blend, not the shell's folder
+    audio, out = Path(args.audio).resolve(), Path(args.out).resolve()
+    args.blend = str(Path(args.blend).resolve()) if args.blend else args.blend
     if audio.is_dir():
         songs = sorted(p for p in audio.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
         if not songs:

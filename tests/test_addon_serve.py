@@ -128,3 +128,17 @@ def test_headless_script_end_to_end(tmp_path):
     assert "dance_a_5, frames 1-50" in out.stdout and "Traceback" not in out.stderr
     missing = headless("--audio", str(tmp_path / "nope.ogg"), "--out", str(tmp_path / "x.fbx"))
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nope.ogg: no such song file or folder")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("bpy") is None, reason="needs the bpy module")
+def test_headless_with_the_default_model_and_relative_paths(tmp_path):
+    (tmp_path / "song.ogg").write_bytes(SONG.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "E3D2_SERVE_GENERATOR"}
+    out = subprocess.run([sys.executable, str(ROOT / "blender_addon" / "headless.py"), "--", "--audio", "song.ogg",
+                          "--out", "out/dance.fbx", "--blend", "out/dance.blend", "--seconds", "3", "--fps", "30"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "dance.fbx").stat().st_size > 10_000 and (tmp_path / "out" / "dance.blend").is_file()
+    # 3 s of music = 22 whole code steps (176 frames at 60 fps) -> 88 frames at the scene's 30 fps
+    last = int(__import__("re").search(r"frames 1-(\d+)", out.stdout).group(1))
+    assert 85 <= last <= 90
