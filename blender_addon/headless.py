@@ -2,6 +2,7 @@
 
     blender -b --python blender_addon/headless.py -- --audio song.ogg --out dance.fbx [--blend out.blend]
                                                       [--seed N] [--takes K] [--seconds S] [--fps F]
+                                                      [--temperature T]
     python blender_addon/headless.py -- ...            # the same with the bpy module
 
 ``--audio`` may be a folder: one FBX per song in the ``--out`` folder (and one .blend per song in ``--blend``,
@@ -30,6 +31,8 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=0.0, help="dance length; 0 = the whole song")
     parser.add_argument("--fps", type=float, default=30.0, help="scene frame rate")
     parser.add_argument("--preset", choices=("BLENDER", "UNITY", "UNREAL"), default="BLENDER")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0 = greedy (default); e.g. 0.7 samples, which keeps a small model from settling")
     parser.add_argument("--in-place", action="store_true")
     parser.add_argument("--backend-python", default="", help="run the model in this interpreter")
     parser.add_argument("--checkpoint", default="", help="model bundle (default: the bundled one)")
@@ -62,6 +65,7 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     scene.render.fps, scene.render.fps_base = _fps_pair(args.fps)
     settings = scene.e3d2
     settings.seed, settings.takes, settings.length, settings.in_place = args.seed, args.takes, args.seconds, args.in_place
+    settings.temperature = args.temperature
     prefs = preferences()
     if args.backend_python:
         prefs.backend_mode, prefs.python_path = "SUBPROCESS", args.backend_python
