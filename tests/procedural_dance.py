@@ -49,3 +49,49 @@ def dance(steps: int, beat_period_steps: float, eps: float, rng: np.random.Gener
                 poses[k, joint] = axes_step[j] * amp[j] * np.sin(phase + j * 0.5)
             trans[k] = (0.0, 0.92 + 0.04 * np.cos(2 * phase), 0.0)
     return Motion(poses, trans, fps)
+
+
+def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, name: str):
+    """A whole E3D2 pipeline (vqvae -> ... -> bundle) in seconds on procedural shards; returns (config, run_dir).
+
+    ``exact_beats`` stores 60-fps music beats in the shards (the code-rate beats moved 3 frames into their step,
+    as a 60-fps tracker would place them); ``test_items`` are (name, music_id, seed) of the held-out split.
+    """
+    from e3d2_core.training import data as shards
+    from e3d2_core.training import stages
+
+    fps, music_fps, dim = 60.0, 7.5, 37
+
+    def sequence(seq_name, music_id, steps, seed):
+        rng = np.random.default_rng(seed)
+        period = 4.0 + (seed % 3)
+        motion = dance(steps, period, 0.0, rng)
+        music = np.zeros((steps, dim), np.float32)
+        music[:, :8] = music_features(steps, period, 8, rng)
+        music[:, 33] = music[:, 0]                               # the compact kind's beat column
+        beats = np.flatnonzero(music[:, 33] > 0.5) * 8 + 3 if exact_beats else None
+        return shards.Sequence(seq_name, music_id, motion.poses, motion.trans, music, beats)
+
+    data = root / "data"
+    for split, items in (("train", [("a", "m0", 0), ("b", "m1", 1), ("c", "m2", 2)]), ("test", test_items)):
+        seqs = [sequence(n, m, 80, s) for n, m, s in items]
+        shards.write_shard(data / f"{split}.npz", seqs, fps=fps, music_fps=music_fps, music_kind="compact",
+                           split=split, note=f"procedural {split} data, made in the test")
+    train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
+             "precision": "fp32"}
+    config = {"name": name, "seed": 0, "device": "cpu", "fps": fps, "data": {"dir": str(data)},
+              "music": {"kind": "compact", "fps": music_fps, "normalize": True},
+              "vqvae": {"model": {"codebook_size": 16, "code_dim": 16, "width": 16, "depth": 1},
+                        "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "bc": {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "band": 8, "dropout": 0.0},
+                     "data": {"length": 12, "stride": 4}, "train": {**train, "batch_size": 4, "steps": 6}},
+              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2},
+              "reward": {"model": {"hidden": 16, "layers": 2},
+                         "train": {"batch": 16, "min_len": 6, "max_len": 12, **reward}},
+              "rl": {"songs": 1, "takes": 3, "window": 16, "eval_steps": 32, "checkpoint_every": 1, **rl},
+              "report": {"resamples": 20}}
+    run_dir = root / "run"
+    options = stages.StageOptions(progress=False, device="cpu")
+    for stage in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
+        stages.run_stage(stage, config, run_dir, options)
+    return config, run_dir

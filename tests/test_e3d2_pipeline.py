@@ -9,55 +9,20 @@ import torch
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.scoring import load_reward, score_arrays
-from e3d2_core.training import data as shards
 from e3d2_core.training import stages
 from e3d2_core.training.demos import load_demos
-from procedural_dance import dance, music_features
+from procedural_dance import micro_run
 
 FPS, MUSIC_FPS, DIM = 60.0, 7.5, 37
-
-
-def _sequence(name, music_id, steps, seed):
-    rng = np.random.default_rng(seed)
-    period = 4.0 + (seed % 3)
-    motion = dance(steps, period, 0.0, rng)
-    music = np.zeros((steps, DIM), np.float32)
-    music[:, :8] = music_features(steps, period, 8, rng)
-    music[:, 33] = music[:, 0]           # the compact kind's beat column
-    return shards.Sequence(name, music_id, motion.poses, motion.trans, music)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("e3d2")
-    data = root / "data"
-    for split, items in (("train", [("a", "m0", 0), ("b", "m1", 1), ("c", "m2", 2)]),
-                         ("test", [("t", "m9", 9)])):
-        seqs = [_sequence(n, m, 80, s) for n, m, s in items]
-        shards.write_shard(data / f"{split}.npz", seqs, fps=FPS, music_fps=MUSIC_FPS, music_kind="compact",
-                           split=split, note="procedural test data")
-    train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
-             "precision": "fp32"}
-    config = {"name": "micro-test", "seed": 0, "device": "cpu", "fps": FPS, "data": {"dir": str(data)},
-              "music": {"kind": "compact", "fps": MUSIC_FPS, "normalize": True},
-              "vqvae": {"model": {"codebook_size": 16, "code_dim": 16, "width": 16, "depth": 1},
-                        "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
-              "bc": {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "band": 8, "dropout": 0.0},
-                     "data": {"length": 12, "stride": 4}, "train": {**train, "batch_size": 4, "steps": 6}},
-              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2},
-              "reward": {"model": {"hidden": 16, "layers": 2}, "train": {"steps": 40, "batch": 16,
-                                                                          "eval_every": 20, "min_len": 6,
-                                                                          "max_len": 12}},
-              "rl": {"iterations": 3, "songs": 1, "takes": 3, "window": 16, "eval_every": 3, "eval_steps": 32,
-                     "checkpoint_every": 1, "snapshot_steps": [40]},
-              "report": {"resamples": 20}}
-    run_dir = root / "run"
-    options = stages.StageOptions(progress=False, device="cpu")
-    for name in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
-        stages.run_stage(name, config, run_dir, options)
-    yield config, run_dir
+    yield micro_run(tmp_path_factory.mktemp("e3d2"), exact_beats=False, name="micro-test",
+                    test_items=[("t", "m9", 9)], reward={"steps": 40, "eval_every": 20},
+                    rl={"iterations": 3, "eval_every": 3, "snapshot_steps": [40]})
     torch.set_num_threads(threads)
 
 
