@@ -68,7 +68,8 @@ class Job:
         return self.final is not None
 
     def cancel(self) -> None:
-        raise NotImplementedError
+        """Ask the job to stop (abstract: the in-process and subprocess jobs each know how)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement cancel()")
 
     def wait(self, on_progress=None, timeout: float | None = None) -> dict:
         """Block until the job ends; returns the result event or raises :class:`BackendError`."""

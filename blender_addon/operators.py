@@ -202,7 +202,8 @@ class _JobOperator:
         wm.e3d2_running, wm.e3d2_cancel, wm.e3d2_progress, wm.e3d2_status = False, False, 0.0, ""
 
     def job_finished(self, context, result: dict):
-        raise NotImplementedError
+        """Apply a finished job's result to the scene (abstract: each operator subclass knows what it made)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement job_finished()")
 
 
 class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
