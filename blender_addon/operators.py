@@ -94,6 +94,17 @@ def smpl_armature(context):
     return obj
 
 
+def _poll_animated_armature(cls, context, why_not: str) -> bool:
+    """An SMPL armature with an action; otherwise the disabled button says ``why_not``."""
+    if not _poll_armature(cls, context):
+        return False
+    anim = context.active_object.animation_data
+    if anim is None or anim.action is None:
+        cls.poll_message_set(why_not)
+        return False
+    return True
+
+
 def _poll_armature(cls, context) -> bool:
     try:
         smpl_armature(context)
@@ -319,13 +330,7 @@ class E3D2_OT_score_animation(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not _poll_armature(cls, context):
-            return False
-        anim = context.active_object.animation_data
-        if anim is None or anim.action is None:
-            cls.poll_message_set("The armature has no animation to score")
-            return False
-        return True
+        return _poll_animated_armature(cls, context, "The armature has no animation to score")
 
     def execute(self, context):
         try:
@@ -440,13 +445,7 @@ class E3D2_OT_export_fbx(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not _poll_armature(cls, context):
-            return False
-        anim = context.active_object.animation_data
-        if anim is None or anim.action is None:
-            cls.poll_message_set("Generate a dance first: the armature has no animation")
-            return False
-        return True
+        return _poll_animated_armature(cls, context, "Generate a dance first: the armature has no animation")
 
     def execute(self, context):
         settings = context.scene.e3d2
