@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	mkdir -p out
-	$(E3D2) generate $(DEMO_SONG) -o out/demo_dance.npz --seed 0 --temperature 0.7 --preview out/demo_preview.mp4
+	$(E3D2) generate $(DEMO_SONG) -o out/demo_dance.npz --seed 0 --preview out/demo_preview.mp4
 	$(E3D2) score out/demo_dance.npz --audio $(DEMO_SONG)
-	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --out out/demo_dance.fbx --blend out/demo_dance.blend --seed 0 --temperature 0.7 --fps 30
+	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --out out/demo_dance.fbx --blend out/demo_dance.blend --seed 0 --fps 30
 	@echo "demo written to out/: demo_dance.npz (Motion), demo_preview.mp4, demo_dance.fbx, demo_dance.blend"
 
 test: setup

@@ -31,8 +31,8 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=0.0, help="dance length; 0 = the whole song")
     parser.add_argument("--fps", type=float, default=30.0, help="scene frame rate")
     parser.add_argument("--preset", choices=("BLENDER", "UNITY", "UNREAL"), default="BLENDER")
-    parser.add_argument("--temperature", type=float, default=0.0,
-                        help="0 = greedy (default); e.g. 0.7 samples, which keeps a small model from settling")
+    parser.add_argument("--temperature", type=float, default=0.7,
+                        help="sampling temperature (default 0.7); 0 = greedy, which makes a small model stand still")
     parser.add_argument("--in-place", action="store_true")
     parser.add_argument("--backend-python", default="", help="run the model in this interpreter")
     parser.add_argument("--checkpoint", default="", help="model bundle (default: the bundled one)")

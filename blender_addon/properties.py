@@ -20,8 +20,9 @@ class E3D2SceneSettings(bpy.types.PropertyGroup):
     takes: IntProperty(name="Takes", default=1, min=1, max=8, description="Dances to make at once (one action each)")
     length: FloatProperty(name="Length", default=0.0, min=0.0, unit="TIME_ABSOLUTE",
                           description="Seconds to dance; 0 = the whole strip (or song)")
-    temperature: FloatProperty(name="Temperature", default=0.0, min=0.0, max=2.0,
-                               description="0 = the most likely dance (greedy); higher = more varied")
+    temperature: FloatProperty(name="Temperature", default=0.7, min=0.0, max=2.0,
+                               description="How freely the model picks moves: higher = more varied, "
+                                           "0 = always the most likely move (tends to stand still)")
     in_place: BoolProperty(name="Dance in place", default=False, description="No travel on the floor")
     facing: FloatProperty(name="Facing", default=0.0, subtype="ANGLE",
                           description="Turn the whole dance about the vertical axis")

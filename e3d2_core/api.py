@@ -31,7 +31,7 @@ def _load_motion(seed_motion):
     raise E3D2Error(f"seed_motion must be a Motion or a .npz path, got {type(seed_motion).__name__}")
 
 
-def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=None, seed_motion=None,
+def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=None, seed_motion=None,
              checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
              beat_offset=None, precision="auto", policy="auto", pick="all"):
     """Dance to a song.
@@ -43,7 +43,8 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.0, top_k=Non
             samples when temperature > 0; the same inputs and seed give the same dance.
         takes: how many dances, generated together in one batched pass (each starts from its own pose; with a
             seed motion they share the start, so they need temperature > 0).
-        temperature: 0 = greedy decoding (the paper's); > 0 samples softmax(logits / temperature).
+        temperature: > 0 samples softmax(logits / temperature) (default 0.7, ``generation.DEFAULT_TEMPERATURE``);
+            0 = greedy decoding (the paper's), which with the bundled model settles into near-still motion.
         top_k: with temperature > 0, sample only among the k most likely codes.
         seed_motion: a Motion (or .npz path) whose first window gives the first pose; default a neutral pose.
         checkpoint: a bundle path; default ``assets/e3d2_default.pt``.

@@ -49,6 +49,13 @@ class JobCancelled(Exception):
     """Raised inside a job when the client asked to cancel it."""
 
 
+def _temperature(value) -> float:
+    """The request's temperature; absent or null means the generation default."""
+    from e3d2_core.generation import DEFAULT_TEMPERATURE
+
+    return DEFAULT_TEMPERATURE if value is None else float(value)
+
+
 def _is_cancel_error(err: BaseException) -> bool:
     from e3d2_core import errors
 
@@ -153,7 +160,7 @@ def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> li
 
     motions = generate_fn(
         str(audio), seconds=None if seconds is None else offset + seconds, seed=int(request.get("seed") or 0),
-        takes=takes, temperature=float(request.get("temperature") or 0.0), checkpoint=request.get("checkpoint"),
+        takes=takes, temperature=_temperature(request.get("temperature")), checkpoint=request.get("checkpoint"),
         device=request.get("device") or "auto", progress=report, cancel=cancelled,
         in_place=bool(request.get("in_place")), bpm=request.get("bpm"), beat_offset=request.get("beat_offset"))
     if cancelled():

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.scoring import load_reward, score_arrays
 from e3d2_core.training import stages
 from e3d2_core.training.demos import load_demos
+from e3d2_core.training.demos import noisy_rollout
 from procedural_dance import micro_run
 
 FPS, MUSIC_FPS, DIM = 60.0, 7.5, 37
@@ -36,9 +39,37 @@ def test_demos_are_ranked_batched_rollouts(run):
         assert list(d["eps"]) == [0.02, 0.02, 0.5, 0.5, 1.0, 1.0]
         n = len(d["music"])
         assert d["up"].shape == (6, n) and d["poses"].shape == (6, 8 * n, 24, 3)
-    # ε = 1 rows are uniform random codes: many more distinct codes than the near-greedy rows
-    d = demos[0]
-    assert len(np.unique(d["up"][4:])) > len(np.unique(d["up"][:2]))
+
+
+
+class SuccessorPolicy:
+    """A stand-in policy that is sure of its next code: (previous + 1) mod V, for both halves."""
+
+    config = {"vocab": 16}
+    stream = SimpleNamespace(device=torch.device("cpu"))
+
+    def start(self, batch_size, device=None):
+        return None
+
+    def step(self, state, music_t, up_t, down_t):
+        v = self.config["vocab"]
+        return 8.0 * F.one_hot((up_t + 1) % v, v).float(), 8.0 * F.one_hot((down_t + 1) % v, v).float()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_noise_replaces_the_policys_own_action_with_probability_eps(temperature):
+    """ε-greedy around π_BC's own action (argmax, or a sample at the temperature): a row follows the policy at
+    1 − ε·(V−1)/V of its steps (a uniform random code matches the policy's by chance 1/V of the time)."""
+    eps = torch.tensor([0.0, 0.25, 0.5, 1.0]).repeat_interleave(8)
+    music = torch.zeros(400, 4)
+    first = torch.zeros(len(eps), dtype=torch.long)
+    up, down = noisy_rollout(SuccessorPolicy(), music, first, first, eps, torch.Generator().manual_seed(0),
+                             temperature)
+    follows = ((up[:, 1:] == (up[:, :-1] + 1) % 16) & (down[:, 1:] == (down[:, :-1] + 1) % 16)).float()
+    rate = follows.reshape(4, -1).mean(1)
+    # both halves follow unless the step was noisy (or the noise picked the policy's codes, 1/256)
+    expected = 1 - eps.reshape(4, 8)[:, 0] * (1 - 1 / 256)
+    assert torch.allclose(rate, expected, atol=0.03), (rate, expected)
 
 
 def test_reward_stage_outputs(run):

@@ -18,6 +18,8 @@ from procedural_dance import dance, music_features
 DATA = Path(__file__).parent / "data"
 EPS = [0.02, 0.25, 0.5, 0.75, 1.0]
 MUSIC_DIM = 8
+REAL_TRAIN = ("true_gBR_sBM_cAll_d04_mBR0_ch02_slice0.csv", "true_gLH_sBM_cAll_d18_mLH4_ch02_slice1.csv")
+REAL_HELD_OUT = ("true_gJS_sBM_cAll_d01_mJS3_ch02_slice7.csv", "true_gKR_sBM_cAll_d30_mKR2_ch02_slice6.csv")
 
 
 def real_aist_joints(name: str) -> np.ndarray:
@@ -39,13 +41,14 @@ def make_group(rng, steps=64, takes=2, name=""):
     return RankedGroup(music, trajs, name)
 
 
-def corruption_group(rng, steps=64):
-    """A clean beat-locked dance (rank 0) against its noisy and shuffled copies (rank 1)."""
+def corruption_group(rng, steps=64, clean=None, kinds=("noise", "shuffle", "slow")):
+    """A clean dance (rank 0: beat-locked procedural, or ``clean`` joints) against its corrupted copies (rank 1).
+    No loops: a ping-pong of a periodic procedural swing can be that swing."""
     period = rng.uniform(3, 6)
-    music = torch.from_numpy(music_features(steps, period, MUSIC_DIM, rng))
-    clean = dance(steps, period, 0.0, rng).joints()
+    clean = dance(steps, period, 0.0, rng).joints() if clean is None else clean
+    music = torch.from_numpy(music_features(len(clean) // 8, period, MUSIC_DIM, rng))
     trajs = [Trajectory(features(clean), 0.0)]
-    trajs += [Trajectory(features(corrupt.corrupt(clean, kind, rng)), 1.0) for kind in ("noise", "shuffle")]
+    trajs += [Trajectory(features(corrupt.corrupt(clean, kind, rng)), 1.0) for kind in kinds]
     return RankedGroup(music, trajs)
 
 
@@ -64,7 +67,9 @@ def trained():
     rng = np.random.default_rng(0)
     train = [make_group(rng, name=f"train{i}") for i in range(4)]
     held_out = [make_group(rng, name=f"held{i}") for i in range(2)]
-    extra = [corruption_group(rng) for _ in range(4)]
+    # as in the pipeline, real training dances are corrupted too (slices other than the held-out ones below)
+    extra = [corruption_group(rng) for _ in range(4)] + [corruption_group(rng, clean=real_aist_joints(name))
+                                                         for name in REAL_TRAIN]
     model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 32, "layers": 3, "ensemble": 2})
     model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
                             torch.cat([g.music for g in train]))
@@ -126,11 +131,11 @@ def test_return_per_minute_falls_with_eps(trained):
 
 
 def test_real_held_out_motion_beats_its_corruptions(trained):
-    """Real AIST++ dance (never seen in training) ranks above the same dance with jitter or shuffled segments."""
+    """Real AIST++ dance (never seen in training) ranks above the same dance jittered or time-shuffled."""
     model, _, _, _ = trained
     rng = np.random.default_rng(5)
     wins = total = 0
-    for name in ("true_gJS_sBM_cAll_d01_mJS3_ch02_slice7.csv", "true_gKR_sBM_cAll_d30_mKR2_ch02_slice6.csv"):
+    for name in REAL_HELD_OUT:
         joints = real_aist_joints(name)
         clean = features(joints)
         music = torch.from_numpy(music_features(len(clean), 4.0, MUSIC_DIM, rng))
@@ -142,6 +147,23 @@ def test_real_held_out_motion_beats_its_corruptions(trained):
                 wins += int(r[0] > r[1])
                 total += 1
     assert wins / total >= 0.9, (wins, total)
+
+
+def test_held_out_dance_beats_its_slow_motion_copy(trained):
+    """The RL exploit the slow-motion pairs exist for: a barely moving copy of a dance must score lower."""
+    model, _, _, _ = trained
+    rng = np.random.default_rng(5)
+    wins = []
+    for _ in range(6):
+        period = rng.uniform(3, 6)
+        joints = dance(64, period, 0.0, rng).joints()
+        music = torch.from_numpy(music_features(64, period, MUSIC_DIM, rng))
+        for _ in range(5):
+            pair = torch.stack([features(joints), features(corrupt.corrupt(joints, "slow", rng))])
+            with torch.no_grad():
+                r = model(pair, music.expand(2, -1, -1)).sum(-1)
+            wins.append(bool(r[0] > r[1]))
+    assert np.mean(wins) >= 0.9, np.mean(wins)
 
 
 def test_training_resumes_from_its_state():
@@ -157,3 +179,25 @@ def test_training_resumes_from_its_state():
     again = train_trex(resumed, train, held, steps=20, batch=8, eval_every=10, min_len=8, max_len=12,
                        state=saved[0], patience=99)
     assert again["step"] == 20 and [h["step"] for h in again["history"]] == [10, 20]
+
+
+def test_slow_motion_and_loop_keep_poses_but_lose_the_dance():
+    """The degenerate-dance corruptions: valid poses (bone lengths kept), slowed speed, a repeating cycle."""
+    rng = np.random.default_rng(2)
+    joints = real_aist_joints("true_gJS_sBM_cAll_d01_mJS3_ch02_slice7.csv")
+    speed = lambda j: np.linalg.norm(np.diff(j, axis=0), axis=-1).mean()
+    bone = lambda j: np.linalg.norm(j[:, 4] - j[:, 1], axis=-1)            # left hip -> left knee
+
+    slow = corrupt.corrupt(joints, "slow", rng)
+    assert slow.shape == joints.shape
+    assert speed(slow) < 0.4 * speed(joints)
+    assert np.abs(bone(slow) - bone(joints).mean()).max() < 0.01            # interpolation barely shortens bones
+
+    loop = corrupt.corrupt(joints, "loop", rng)
+    assert loop.shape == joints.shape
+    assert 0.5 * speed(joints) < speed(loop) < 2.0 * speed(joints)
+    # ping-pong of an n-frame segment repeats every 2n - 2 frames
+    period = next(p for p in range(2, len(loop)) if np.allclose(loop[p:], loop[:-p]))
+    assert 0.3 * 60 * 2 - 2 <= period <= 0.8 * 60 * 2
+    with pytest.raises(ValueError, match="choose from"):
+        corrupt.corrupt(joints, "melt", rng)

@@ -8,7 +8,8 @@ The run must be complete: ``model.pt`` with vqvae, policy (π_BC), policy_rl (π
 windows, BAS with the shards' music beats, percentile-bootstrap 95 % intervals over windows) it scores
 
 * ground truth: the held-out real dance itself;
-* π_RL (the default), π_BC: greedy, seeded with the first code of each held-out dance (as in the report);
+* π_RL (the default), π_BC: sampled as the report does (``report.temperature``, ``report.samples`` per held-out
+  dance), seeded with the first code of each held-out dance;
 * a random-code policy: uniform random (up, down) codes decoded by the VQ-VAE, as long as each held-out dance;
 * the training motion itself: every window of the train split, on *its own* (training) music for BAS, against
   the held-out real motion for FID;
@@ -65,12 +66,12 @@ def card_numbers(config: dict, run_dir: Path, bundle: dict) -> dict:
     from e3d2_core.training.report import _joints, evaluation, random_code_joints, sequence_beats
 
     ev = evaluation(config, run_dir)
-    beats = ev.test_beats
-    rows = {"gt": ev.evaluate([j for j, _ in ev.real_test], beats, pfc=True),
+    beats = ev.generated_beats
+    rows = {"gt": ev.evaluate([j for j, _ in ev.real_test], ev.test_beats, pfc=True),
             "rl": ev.evaluate(ev.generate(bundle["policy_rl"]["state_dict"]), beats, pfc=True),
             "bc": ev.evaluate(ev.generate(bundle["policy"]["state_dict"]), beats, pfc=True),
-            "random": ev.evaluate(random_code_joints(ev.vqvae, [len(s.poses) for s in ev.test.sequences]), beats,
-                                  pfc=True)}
+            "random": ev.evaluate(random_code_joints(ev.vqvae, [len(s.poses) for s in ev.test.sequences]),
+                                  ev.test_beats, pfc=True)}
     train = ev.train.sequences
     rows["train_motion"] = ev.evaluate([_joints(s.poses, s.trans) for s in train],
                                        [sequence_beats(s, ev.beat_column, ev.per_step) for s in train], pfc=True)
@@ -81,7 +82,9 @@ def card_numbers(config: dict, run_dir: Path, bundle: dict) -> dict:
                  "the training-motion row uses its own training music for BAS",
         "reference": "windows of the held-out real motion (test split)",
         "window_seconds": ev.size / ev.fps, "windows_held_out": len(ev.window_pairs(
-            [j for j, _ in ev.real_test], beats)),
+            [j for j, _ in ev.real_test], ev.test_beats)),
+        "decoding": (f"{ev.samples} samples per held-out dance at temperature {ev.temperature:g}"
+                     if ev.temperature > 0 else "greedy, one per held-out dance"),
         "normalisation": "all real windows (train + test)", "intervals": f"bootstrap 95 %, {ev.resamples} resamples",
         "music_beats": beat_text, "notes": ev.notes}}
 

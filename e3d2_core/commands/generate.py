@@ -4,8 +4,9 @@ from __future__ import annotations
 HELP = "generate a dance for a song (Motion .npz; several takes as OUT.take<k>.npz)"
 DESCRIPTION = """Generate a dance for AUDIO with the policy and choreographic memory of a checkpoint bundle.
 
-Greedy decoding (temperature 0, the paper's) is deterministic; --seed picks the first pose (0: a neutral pose),
-so another seed gives another dance; --temperature/--top-k sample, seeded by --seed. Several --takes (each from
+By default the policy samples at temperature 0.7, seeded by --seed, so the same seed gives the same dance;
+--seed also picks the first pose (0: a neutral pose). --temperature 0 is the paper's greedy decoding, which with
+the bundled model settles into near-still motion; --top-k limits the samples. Several --takes (each from
 its own first pose) are generated in one batched pass and written as OUT.take1.npz, OUT.take2.npz, ...
 Nothing is written when anything fails (exit code 2)."""
 
@@ -16,7 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, help="dance only the first S seconds")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--takes", type=int, default=1, help="number of dances, batched (default 1)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); e.g. 0.8 to sample")
+    parser.add_argument("--temperature", type=float, default=0.7,
+                        help="sampling temperature (default 0.7); 0 = greedy, the paper's decoding")
     parser.add_argument("--top-k", type=int, help="sample among the k most likely codes")
     parser.add_argument("--checkpoint", help="model bundle (default: the bundled assets/e3d2_default.pt)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")

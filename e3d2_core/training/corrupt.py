@@ -1,6 +1,9 @@
 """Corruptions of real or generated motion, for R_θ's robustness pairs (clean must rank above corrupted).
 
-Both act on joint positions (T, 24, 3), which is all R_θ reads.
+All act on joint positions (T, 24, 3), which is all R_θ reads. "noise" and "shuffle" are artefacts a reward must not
+like; "slow" and "loop" are the *degenerate* dances an RL policy drifts into when nothing forbids them (a near-still
+sway, a short move repeated against the music): ε-ranked demonstrations never contain them, so without these pairs
+R_θ has no opinion on them and PPO finds and exploits that gap (docs/e3d2.md).
 """
 from __future__ import annotations
 
@@ -25,13 +28,51 @@ def time_shuffle(joints: np.ndarray, rng: np.random.Generator, segment: int = 30
     return np.concatenate(pieces + [joints[n * segment:]])
 
 
+def _interpolate(joints: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Joints at fractional frame indices (linear interpolation between neighbouring frames)."""
+    frames = np.clip(frames, 0, len(joints) - 1)
+    lo = np.floor(frames).astype(int)
+    hi = np.minimum(lo + 1, len(joints) - 1)
+    w = (frames - lo).astype(joints.dtype)[:, None, None]
+    return joints[lo] * (1 - w) + joints[hi] * w
+
+
+def slow_motion(joints: np.ndarray, rng: np.random.Generator, speed: tuple[float, float] = (0.05, 0.35)) -> np.ndarray:
+    """The same length played at a random fraction of the speed from a random start: a smooth, valid pose sequence
+    that barely moves and ignores the music (speed 0 would be a frozen pose)."""
+    factor = float(rng.uniform(*speed))
+    span = factor * (len(joints) - 1)
+    start = float(rng.uniform(0, len(joints) - 1 - span))
+    return _interpolate(joints, start + factor * np.arange(len(joints)))
+
+
+def ping_pong_loop(joints: np.ndarray, rng: np.random.Generator, fps: float = 60.0,
+                   seconds: tuple[float, float] = (0.3, 0.8)) -> np.ndarray:
+    """A short random segment played forwards and backwards over and over (no seams, normal speeds): one move
+    repeated regardless of the music."""
+    size = max(2, min(len(joints), int(round(rng.uniform(*seconds) * fps))))
+    start = int(rng.integers(0, len(joints) - size + 1))
+    segment = joints[start:start + size]
+    cycle = np.concatenate([segment, segment[-2:0:-1]]) if size > 2 else segment
+    reps = -(-len(joints) // len(cycle))
+    return np.concatenate([cycle] * reps)[:len(joints)].copy()
+
+
+KINDS = ("noise", "shuffle", "slow", "loop")
+
+
 def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float = 60.0) -> np.ndarray:
-    """``kind`` "noise" (3 cm jitter) or "shuffle" (0.5 s segments permuted)."""
+    """``kind`` "noise" (3 cm jitter), "shuffle" (0.5 s segments permuted), "slow" (5-35 % speed) or "loop"
+    (a 0.3-0.8 s move ping-ponged)."""
     if kind == "noise":
         return joint_noise(joints, rng)
     if kind == "shuffle":
         return time_shuffle(joints, rng, segment=max(2, int(round(0.5 * fps))))
-    raise ValueError(f"unknown corruption {kind!r}")
+    if kind == "slow":
+        return slow_motion(joints, rng)
+    if kind == "loop":
+        return ping_pong_loop(joints, rng, fps)
+    raise ValueError(f"unknown corruption {kind!r}; choose from {', '.join(KINDS)}")
 
 
 def resample_joints(joints: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:

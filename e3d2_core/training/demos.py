@@ -2,8 +2,14 @@
 
 Noise (SPEC §6, INFERRED, chosen): **token-level ε-greedy, compounding**. At every autoregressive step each take
 independently, with probability ε, replaces its (up, down) pair by two uniform random codes; otherwise it takes
-π_BC's argmax. The chosen codes are fed back into the context, so noise compounds as in D-REX (the policy must
-continue from whatever was executed). ε = 1 is a uniformly random code sequence.
+π_BC's own action: a sample at ``temperature`` (default :data:`e3d2_core.generation.DEFAULT_TEMPERATURE`), or the
+argmax with temperature 0. The chosen codes are fed back into the context, so noise compounds as in D-REX (the
+policy must continue from whatever was executed). ε = 1 is a uniformly random code sequence.
+
+Why the base action is a *sample*, not the argmax: on the bundled data greedy π_BC barely moves (mean joint speed
+0.22 m/s against 1.27 for real dance), so argmax-based demonstrations rank "still" above "moving" at every ε and
+R_θ learns that less motion is better, which RL then exploits. Sampled π_BC dances (≈0.8 m/s) and is the policy
+the product runs, so the ranking compares dance with noisier dance.
 
 Batching: every take of every ε level of one song runs in **one** batched streaming pass with the KV cache
 (B = levels x takes), each row with its own ε. Takes differ by their seed codes (first codes of different training
@@ -41,8 +47,9 @@ class Song:
 
 @torch.no_grad()
 def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_down: torch.Tensor,
-                  eps: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """ε-greedy streaming rollout of ``policy``.
+                  eps: torch.Tensor, generator: torch.Generator,
+                  temperature: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """ε-greedy streaming rollout of ``policy`` (its own action: argmax, or a sample at ``temperature`` > 0).
 
     Args:
         policy: DancePolicy (start/step streaming API).
@@ -53,7 +60,7 @@ def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_dow
     Returns:
         up, down: (B, N) long codes (CPU).
     """
-    from e3d2_core.generation import generate_codes
+    from e3d2_core.generation import choose, generate_codes
 
     b = first_up.shape[0]
     vocab_up = policy.config.get("vocab_up", policy.config["vocab"])
@@ -62,7 +69,8 @@ def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_dow
     def greedy_then_noise(logits_up, logits_down):
         # D-REX noise: with probability ε the executed (up, down) pair is uniform random; it is fed back, so
         # the noise compounds through the context
-        u, d = logits_up.argmax(-1).cpu(), logits_down.argmax(-1).cpu()
+        u = choose(logits_up, temperature, None, generator).cpu()
+        d = choose(logits_down, temperature, None, generator).cpu()
         noisy = torch.rand(b, generator=generator) < eps
         u = torch.where(noisy, torch.randint(vocab_up, (b,), generator=generator), u)
         d = torch.where(noisy, torch.randint(vocab_down, (b,), generator=generator), d)
@@ -143,7 +151,8 @@ def load_demos(run_dir) -> list[dict]:
 
 
 def generate_song_demos(vqvae, policy, song: Song, music_mean, music_std, eps_levels, takes: int,
-                        seed_up: torch.Tensor, seed_down: torch.Tensor, seed: int) -> dict:
+                        seed_up: torch.Tensor, seed_down: torch.Tensor, seed: int,
+                        temperature: float = 0.0) -> dict:
     """All (ε, take) rollouts of one song in one batched pass, decoded to motion."""
     device = next(policy.parameters()).device
     rows = [(e, k) for e in eps_levels for k in range(takes)]
@@ -152,7 +161,7 @@ def generate_song_demos(vqvae, policy, song: Song, music_mean, music_std, eps_le
     first_up, first_down = seed_up[take], seed_down[take]
     music = (torch.from_numpy(song.music) - music_mean) / music_std
     generator = torch.Generator().manual_seed(int(seed))
-    up, down = noisy_rollout(policy, music.float(), first_up, first_down, eps, generator)
+    up, down = noisy_rollout(policy, music.float(), first_up, first_down, eps, generator, temperature)
     poses, trans = vqvae.decode(up.to(device), down.to(device))
     return {"up": up.numpy(), "down": down.numpy(), "eps": eps.double().numpy().round(6), "take": take,
             "poses": poses.cpu().numpy(), "trans": trans.cpu().numpy(), "music": song.music}

@@ -3,7 +3,7 @@
 Registered in :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs, checkpoints as it
 goes (a killed stage resumes), and writes its done-marker last. Config sections (all keys optional)::
 
-    demos:  {eps: [0.02, 0.25, 0.5, 0.75, 1.0], takes: 4, max_steps: 480, seed: 0}
+    demos:  {eps: [0.02, 0.25, 0.5, 0.75, 1.0], takes: 4, max_steps: 480, seed: 0, temperature: 0.7}
     reward: {model: {hidden, layers, kernel, dropout, ensemble},
              train: {steps, batch, lr, min_len, max_len, eval_every, patience, reward_l2, corrupt_fraction},
              seed: 0}
@@ -71,10 +71,12 @@ def _songs(config: dict, max_steps: int | None):
 # ---------------------------------------------------------------------------------------------- demos
 def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
     """Roll π_BC out at every ε on every song (training and held-out), one batched pass per song."""
+    from e3d2_core.generation import DEFAULT_TEMPERATURE
     from e3d2_core.training.demos import DEFAULT_EPS, generate_song_demos, seed_codes_from, write_demo_shard
 
     run_dir = Path(run_dir)
-    cfg = {"eps": list(DEFAULT_EPS), "takes": 4, "max_steps": None, "seed": 0, **config.get("demos", {})}
+    cfg = {"eps": list(DEFAULT_EPS), "takes": 4, "max_steps": None, "seed": 0, "temperature": DEFAULT_TEMPERATURE,
+           **config.get("demos", {})}
     stages.apply_threads(config)
     device = stages.stage_device(config, options)
     vqvae, policy, bc = _models(run_dir, device)
@@ -91,12 +93,13 @@ def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
             continue
         demo = generate_song_demos(vqvae, policy, song, bc["music"]["mean"], bc["music"]["std"],
                                    [float(e) for e in cfg["eps"]], int(cfg["takes"]), *seeds,
-                                   seed=int(cfg["seed"]) * 1000 + k)
+                                   seed=int(cfg["seed"]) * 1000 + k, temperature=float(cfg["temperature"]))
         write_demo_shard(out_dir / name, **demo, music_id=song.music_id, split=song.split, fps=vqvae.fps)
         if options.progress:
             print(f"demos: {k + 1}/{len(songs)} {song.split} {song.music_id} ({len(song.music)} steps)")
     output = run_dir / stages.STAGES["demos"].output
     _write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": int(cfg["takes"]),
+                         "temperature": float(cfg["temperature"]),
                          "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
                          "music_kind": str(bc["music"]["kind"])})
     return output
@@ -122,8 +125,9 @@ def build_groups(demos: list[dict], fps: float, frames_per_step: int):
     return train, held
 
 
-def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int):
-    """Clean (rank 0) vs jittered and time-shuffled (rank 1) copies of each (joints (T,24,3), music (N,D))."""
+def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int,
+                      kinds=("noise", "shuffle", "slow", "loop")):
+    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3), music (N,D)), one per ``kinds``."""
     from e3d2_core.models.reward import step_features
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
@@ -131,23 +135,24 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
     rng = np.random.default_rng(seed)
     groups = []
     for joints, music in motions:
-        versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps) for kind in ("noise", "shuffle")]
+        versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps) for kind in kinds]
         feats = [step_features(torch.from_numpy(np.ascontiguousarray(v))[None], fps, frames_per_step)[0]
                  for v in versions]
         n = min(len(music), len(feats[0]))
+        names, ranks = ("clean",) + tuple(kinds), [0.0] + [1.0] * len(kinds)
         groups.append(RankedGroup(torch.from_numpy(music[:n]),
-                                  [Trajectory(f[:n], float(r)) for f, r in zip(feats, (0, 1, 1))]))
+                                  [Trajectory(f[:n], r, name) for f, r, name in zip(feats, ranks, names)]))
     return groups
 
 
 @torch.no_grad()
-def robustness(model, motions, fps: float, seed: int, repeats: int = 5) -> dict:
+def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None) -> dict:
     """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption."""
     from e3d2_core.models.reward import step_features
     from e3d2_core.training import corrupt
 
     rng = np.random.default_rng(seed)
-    wins = {"noise": [], "shuffle": []}
+    wins = {kind: [] for kind in (kinds or corrupt.KINDS)}
     per_step = model.config["frames_per_step"]
     for joints, music in motions:
         clean = step_features(torch.from_numpy(np.ascontiguousarray(joints))[None], fps, per_step)
@@ -206,7 +211,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     work = run_dir / "reward"
     cfg = config.get("reward", {})
     train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
-                 "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, **cfg.get("train", {})}
+                 "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
+                 "corruptions": ["noise", "shuffle", "slow", "loop"], **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
     stages.apply_threads(config)
     torch.manual_seed(seed)
@@ -226,7 +232,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     best_eps = min(float(e) for e in index["eps"])
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
                   for d in demos if d["split"] != "held_out" for i in np.flatnonzero(d["eps"] == best_eps)[:1]]
-    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed)
+    kinds = tuple(train_cfg["corruptions"])
+    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed, kinds) if kinds else None
     model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
                             torch.cat([g.music for g in train]))
     state_path = work / "state.pt"
@@ -241,7 +248,11 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
         if options.progress:
             print(f"reward: step {record['step']} loss {record['loss']:.3f} held-out {record['held_out_mean']:.3f}")
 
-    eval_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
+    # accuracy is judged on snippets as long as the report's windows (5 s): R_θ scores windows and whole dances,
+    # and shorter snippets of ε-ranked takes are often mislabelled (a 0.25 take can hold more noise than a 0.5 one)
+    eval_len = max(1, int(round(float(train_cfg["eval_seconds"]) / model.step_seconds)))
+    eval_len = min(eval_len, min(g.steps for g in held))     # short held-out songs (tiny test data)
+    short_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
     state = train_trex(model, train, held, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
@@ -253,11 +264,14 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     summary = {
         "steps": state["step"], "best_held_out_mean": state["best"],
         "reward_accuracy": pairwise_accuracy(model, held, eval_len),
+        "reward_accuracy_short": pairwise_accuracy(model, held, short_len),
         "train_accuracy": pairwise_accuracy(model, train, eval_len, windows=2),
         "u_bar_held_out": return_per_minute(model, held), "u_bar_train": return_per_minute(model, train),
         "robustness_held_out_real": robustness(model, held_real, fps, seed) if held_real else None,
-        "corruption_pairs": {"real_training_dances": len(real_train), "eps_min_demos": len(demo_clean)},
+        "corruption_pairs": {"real_training_dances": len(real_train), "eps_min_demos": len(demo_clean),
+                             "kinds": list(kinds)},
         "held_out_music": sorted({g.name for g in held}), "eval_snippet_steps": eval_len,
+        "eval_snippet_seconds": eval_len * model.step_seconds, "short_snippet_steps": short_len,
     }
     _write_json(work / "history.json", state["history"])
     _write_json(work / "summary.json", summary)
@@ -308,11 +322,14 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
         log_path.unlink()
 
     def evaluate():
-        return {f"{music}_{reward}": evaluate_returns(runner.policy, vqvae, songs_, mean, std, seeds,
-                                                      reward_model=reward_model, kind=reward,
-                                                      beat_column=beat_column, max_steps=int(cfg["eval_steps"]))
-                for music, songs_ in (("held_out", held_songs), ("train", train_songs[:2]))
-                for reward in ("learned", "hand")}
+        out = {}
+        for music, songs_ in (("held_out", held_songs), ("train", train_songs[:2])):
+            returns = evaluate_returns(runner.policy, vqvae, songs_, mean, std, seeds, reward_model=reward_model,
+                                       kinds=("learned", "hand"), beat_column=beat_column,
+                                       max_steps=int(cfg["eval_steps"]), starts=int(cfg.get("eval_starts", 4)),
+                                       temperature=float(cfg.get("eval_temperature", runner.cfg["temperature"])))
+            out.update({f"{music}_{kind}": value for kind, value in returns.items()})
+        return out
 
     summary_path = work / "summary.json"
     before = json.loads(summary_path.read_text())["before"] if summary_path.is_file() and options.resume \

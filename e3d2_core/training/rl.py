@@ -27,7 +27,7 @@ from e3d2_core.skeleton import forward_kinematics_torch
 from e3d2_core.training.hand_reward import hand_reward
 
 DEFAULTS = {
-    "iterations": 50, "songs": 2, "takes": 4, "window": 48, "temperature": 1.0, "lr": 1e-5, "clip": 0.2,
+    "iterations": 50, "songs": 2, "takes": 4, "window": 48, "temperature": 0.7, "lr": 1e-5, "clip": 0.2,
     "ppo_epochs": 2, "gamma": 0.9, "kl": 0.1, "grad_clip": 1.0, "stats_windows": 4, "seed": 0,
     "eval_every": 10, "reward": "learned", "orientation_weight": 1.0, "snapshot_steps": [],
 }
@@ -54,17 +54,6 @@ def sample_codes(policy, music: torch.Tensor, first_up, first_down, temperature:
         up[:, i + 1], down[:, i + 1] = u, d
         u, d = u.to(device), d.to(device)
     return up, down, logp
-
-
-@torch.no_grad()
-def greedy_codes(policy, music, first_up, first_down):
-    from e3d2_core.training.demos import noisy_rollout
-
-    out = []
-    for row in range(music.shape[0]):
-        out.append(noisy_rollout(policy, music[row], first_up[row:row + 1], first_down[row:row + 1],
-                                 torch.zeros(1), torch.Generator().manual_seed(0)))
-    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
 @torch.no_grad()
@@ -224,18 +213,27 @@ def json_loads(data: bytes):
 
 
 @torch.no_grad()
-def evaluate_returns(policy, vqvae, songs, music_mean, music_std, seeds, *, reward_model=None, kind="learned",
-                     beat_column=None, max_steps: int = 400) -> float:
-    """Mean per-minute return of greedy (argmax) rollouts over ``songs`` (the evaluation mode)."""
+def evaluate_returns(policy, vqvae, songs, music_mean, music_std, seeds, *, reward_model=None,
+                     kinds=("learned",), beat_column=None, max_steps: int = 400, starts: int = 4,
+                     temperature: float = 0.0) -> dict:
+    """{kind: mean per-minute return} of rollouts over ``songs``, ``starts`` per song, each from a different first
+    code: seeded samples at ``temperature`` (the product's decoding), or greedy with 0 (deterministic given the
+    first pose, so one start per song would measure one dance)."""
+    from e3d2_core.generation import generate_codes
+
     fps = float(vqvae.fps)
-    totals = []
+    totals = {kind: [] for kind in kinds}
     for k, song in enumerate(songs):
         raw = torch.from_numpy(song.music[:max_steps])[None]
         music = (raw - music_mean) / music_std
-        up, down = greedy_codes(policy.eval(), music, seeds[0][k % len(seeds[0])][None],
-                                seeds[1][k % len(seeds[1])][None])
-        joints = decode_joints(vqvae, up, down)
-        r = step_rewards(kind, joints, raw, reward_model=reward_model, fps=fps, beat_column=beat_column)
-        minutes = r.shape[1] * vqvae.downsample / fps / 60.0
-        totals.append(r.sum().item() / minutes)
-    return float(np.mean(totals))
+        for j in range(starts):
+            pick = (k * starts + j) % len(seeds[0])
+            up, down = generate_codes(policy.eval(), music[0].float(), seeds[0][pick][None], seeds[1][pick][None],
+                                      temperature=temperature,
+                                      generator=torch.Generator().manual_seed(k * starts + j))
+            joints = decode_joints(vqvae, up, down)
+            minutes = up.shape[1] * vqvae.downsample / fps / 60.0
+            for kind in kinds:
+                r = step_rewards(kind, joints, raw, reward_model=reward_model, fps=fps, beat_column=beat_column)
+                totals[kind].append(r.sum().item() / minutes)
+    return {kind: float(np.mean(v)) for kind, v in totals.items()}
