@@ -80,6 +80,10 @@ def test_reward_stage_outputs(run):
     assert (run_dir / "reward" / "accuracy.png").stat().st_size > 1000
     history = json.loads((run_dir / "reward" / "history.json").read_text())
     assert history and "held_out_accuracy" in history[0] and "train_accuracy" in history[0]
+    # every corruption kind is checked on the held-out real dance, and real dance was ranked over π_BC's
+    assert set(summary["robustness_held_out_real"]) == {"noise", "shuffle", "slow", "loop"}
+    assert summary["corruption_pairs"]["real_over_policy_songs"] > 0
+    assert 0.0 <= summary["real_over_policy_held_out"] <= 1.0
 
 
 def test_rl_logs_interaction_steps_and_bundle_has_everything(run):

@@ -145,6 +145,35 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
     return groups
 
 
+def real_over_policy_groups(demos: list[dict], shards, fps: float, frames_per_step: int, split: str = "train"):
+    """Real dance (rank 0) vs π_BC's least-noisy takes (rank 1) on the same music and time axis: for each
+    demonstration song whose music is a real sequence's (its music id and feature rows match), that dance.
+
+    ε-ranked pairs only teach R_θ what makes π_BC's dances worse; these teach it what real dance has that π_BC's
+    lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer."""
+    from e3d2_core.models.reward import step_features
+    from e3d2_core.training.trex import RankedGroup, Trajectory
+
+    groups = []
+    for demo in demos:
+        if demo["split"] != split:
+            continue
+        n = len(demo["music"])
+        real = next((seq for shard in shards if shard is not None for seq in shard.sequences
+                     if seq.music_id == demo["music_id"] and len(seq.music) >= n
+                     and np.array_equal(seq.music[:n], demo["music"])), None)
+        if real is None:
+            continue
+        best = np.flatnonzero(demo["eps"] == demo["eps"].min())
+        real_feats = step_features(_joints(real.poses, real.trans)[None], fps, frames_per_step)[0][:n]
+        policy_feats = step_features(_joints(demo["poses"][best], demo["trans"][best]), fps, frames_per_step)
+        steps = min(n, len(real_feats))
+        trajs = [Trajectory(real_feats[:steps], 0.0, "real")]
+        trajs += [Trajectory(f[:steps], 1.0, f"policy/{i}") for i, f in zip(best, policy_feats)]
+        groups.append(RankedGroup(torch.from_numpy(demo["music"][:steps]), trajs, demo["music_id"]))
+    return groups
+
+
 @torch.no_grad()
 def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None) -> dict:
     """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption."""
@@ -201,7 +230,8 @@ def _real_motions(shard, fps: float, limit: int = 8):
 
 
 def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    """Train R_θ by T-REX on the demonstrations (+ clean-vs-corrupted real and ε=min pairs)."""
+    """Train R_θ by T-REX on the demonstrations (+ clean-vs-corrupted pairs of real and ε=min motion, and real
+    dance over π_BC on the same music)."""
     from e3d2_core.models.reward import RewardModel
     from e3d2_core.scoring import policy_fingerprint, reward_entry
     from e3d2_core.training.demos import load_demos
@@ -212,7 +242,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     cfg = config.get("reward", {})
     train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
                  "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
-                 "corruptions": ["noise", "shuffle", "slow", "loop"], **cfg.get("train", {})}
+                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
     stages.apply_threads(config)
     torch.manual_seed(seed)
@@ -233,7 +263,12 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
                   for d in demos if d["split"] != "held_out" for i in np.flatnonzero(d["eps"] == best_eps)[:1]]
     kinds = tuple(train_cfg["corruptions"])
-    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed, kinds) if kinds else None
+    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed, kinds) if kinds else []
+    val_shard = stages.load_split(config, "val", required=False)
+    real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), fps, per_step)
+                   if train_cfg["real_pairs"] else [])
+    extra += real_groups
+    held_real_pairs = real_over_policy_groups(demos, (test_shard,), fps, per_step, split="held_out")
     model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
                             torch.cat([g.music for g in train]))
     state_path = work / "state.pt"
@@ -257,7 +292,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
                        eval_every=int(train_cfg["eval_every"]), patience=int(train_cfg["patience"]),
-                       reward_l2=float(train_cfg["reward_l2"]), extra_train=extra,
+                       reward_l2=float(train_cfg["reward_l2"]), extra_train=extra or None,
                        extra_fraction=float(train_cfg["corrupt_fraction"]), seed=seed, state=state, log=log,
                        checkpoint_fn=save)
     held_real = _real_motions(test_shard, fps)
@@ -268,8 +303,10 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
         "train_accuracy": pairwise_accuracy(model, train, eval_len, windows=2),
         "u_bar_held_out": return_per_minute(model, held), "u_bar_train": return_per_minute(model, train),
         "robustness_held_out_real": robustness(model, held_real, fps, seed) if held_real else None,
+        "real_over_policy_held_out": (pairwise_accuracy(model, held_real_pairs, eval_len).get("0.0|1.0")
+                                      if held_real_pairs else None),
         "corruption_pairs": {"real_training_dances": len(real_train), "eps_min_demos": len(demo_clean),
-                             "kinds": list(kinds)},
+                             "kinds": list(kinds), "real_over_policy_songs": len(real_groups)},
         "held_out_music": sorted({g.name for g in held}), "eval_snippet_steps": eval_len,
         "eval_snippet_seconds": eval_len * model.step_seconds, "short_snippet_steps": short_len,
     }
