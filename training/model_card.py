@@ -173,7 +173,8 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "## The default model on the held-out song", "",
           f"Music: {p['music']}. Reference: {p['reference']}; {p['window_seconds']:g}-s windows "
           f"({p['windows_held_out']} held-out windows); features normalised by {p['normalisation']}; "
-          f"BAS with {p['music_beats']}; [95 % interval] by {p['intervals']} over windows. The random-code policy "
+          f"BAS with {p['music_beats']}; [95 % interval] by {p['intervals']} over windows. π_RL and π_BC: "
+          f"{p.get('decoding', 'greedy')}. The random-code policy "
           "decodes uniform random codes with the VQ-VAE; the training-motion row is every window of the train "
           "split (mirrors included).", ""]
     L += metric_table([(label, numbers["rows"].get(key)) for key, label in ROWS])
@@ -185,6 +186,10 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "### Table 1 (π_BC vs π_RL, held-out music)", ""]
     report_cols = ("fid_k", "fid_g", "div_k", "div_g", "bas")
     L += metric_table([(k, report["table1"].get(k)) for k in ("gt", "bc", "rl")], report_cols)
+    returns = report.get("reward_per_minute_held_out")
+    if returns:
+        L += ["", "R_θ return per minute on the held-out music (mean [95 % interval] over dances): " + "; ".join(
+            f"{k} {_num(v['mean'])} [{_num(v['ci'][0])}, {_num(v['ci'][1])}]" for k, v in returns.items()) + "."]
     L += ["", "### Table 3 (learned vs hand-designed reward by interaction steps, held-out music)", ""]
     L += metric_table([(f"{r['reward']} @ {r['steps']:,} steps", r) for r in report["table3"]], report_cols)
     L += ["", "### Table 4 (ε levels, training music; ū = R_θ return per minute)", ""]
@@ -193,7 +198,8 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     L += ["", "### R_θ held-out pairwise accuracy per ε pair", "", "| ε pair | accuracy |", "| --- | --- |"]
     L += [f"| {pair.replace('|', ' vs ')} | {_num(acc)} |" for pair, acc in report["reward_accuracy"].items()]
     if report.get("robustness_held_out_real") is not None:
-        L += ["", f"R_θ robustness on held-out real motion (clean ranked above jittered/time-shuffled): "
+        L += ["", f"R_θ robustness on held-out real motion (clean ranked above jittered, time-shuffled, slowed, "
+              f"looped): "
               f"`{json.dumps(report['robustness_held_out_real'])}`."]
     L += ["", "## Limitations", "",
           "* Tiny data: a few minutes of unique motion (CMU salsa, two dancers, plus five short AIST++ slices), "

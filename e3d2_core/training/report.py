@@ -215,6 +215,11 @@ class Evaluation:
         return metric_table(features([w for w, _ in wins]), self.ref, self.stats,
                             bas_of([w for w, _ in wins], [b for _, b in wins]), self.rng, self.resamples, extra)
 
+    @property
+    def generated_music(self) -> list:
+        per_sequence = 1 if self.temperature <= 0 else self.samples
+        return [seq.music for seq in self.test.sequences for _ in range(per_sequence)]
+
     def policy(self, state):
         from e3d2_core.training import stages
         policy = stages.model_class("policy")(dict(self.bc["policy"]["config"]))
@@ -265,6 +270,24 @@ def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) ->
     return ev
 
 
+@torch.no_grad()
+def reward_per_minute(reward_model, joint_list, music_list, rng, resamples: int = 200) -> dict:
+    """R_θ's return per minute of each dance on its music: the mean over dances and a bootstrap 95 % interval."""
+    from e3d2_core.models.reward import step_features
+
+    cfg = reward_model.config
+    values = []
+    for joints, music in zip(joint_list, music_list):
+        feats = step_features(torch.as_tensor(joints)[None], cfg["fps"], cfg["frames_per_step"])
+        n = min(feats.shape[1], len(music))
+        total = reward_model(feats[:, :n], torch.as_tensor(music[:n])[None]).sum().item()
+        values.append(total / (n * reward_model.step_seconds / 60.0))
+    values = np.array(values)
+    boots = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(resamples)]
+    return {"mean": float(values.mean()), "ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+            "n": int(len(values))}
+
+
 def build_report(config: dict, run_dir: Path) -> dict:
     from e3d2_core.training import stages
     from e3d2_core.training.demos import load_demos
@@ -273,8 +296,16 @@ def build_report(config: dict, run_dir: Path) -> dict:
     ev = evaluation(config, run_dir)
     index = json.loads((run_dir / "demos.json").read_text())
     test_beats = ev.generated_beats
+    from e3d2_core.scoring import reward_from_entry
+
+    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+                                     policy_state=ev.bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
+    returns = {"gt": reward_per_minute(reward_model, [j for j, _ in ev.real_test],
+                                       [s.music for s in ev.test.sequences], ev.rng, ev.resamples)}
     table1 = {"gt": ev.evaluate([j for j, _ in ev.real_test], ev.test_beats)}
-    table1["bc"] = ev.evaluate(ev.generate(ev.bc["policy"]["state_dict"]), test_beats)
+    bc_dances = ev.generate(ev.bc["policy"]["state_dict"])
+    table1["bc"] = ev.evaluate(bc_dances, test_beats)
+    returns["bc"] = reward_per_minute(reward_model, bc_dances, ev.generated_music, ev.rng, ev.resamples)
     table3 = [{"reward": "learned", "steps": 0, **(table1["bc"] or {})},
               {"reward": "hand", "steps": 0, **(table1["bc"] or {})}]
     for name, reward in (("rl", "learned"), ("rl_hand", "hand")):
@@ -287,7 +318,9 @@ def build_report(config: dict, run_dir: Path) -> dict:
             table3.append({"reward": reward, "steps": int(state["interaction_steps"]),
                            **(ev.evaluate(ev.generate(state["policy"]), test_beats) or {})})
         final = torch.load(out_path, weights_only=True)["policy_rl"]
-        metrics = ev.evaluate(ev.generate(final["state_dict"]), test_beats)
+        dances = ev.generate(final["state_dict"])
+        metrics = ev.evaluate(dances, test_beats)
+        returns[name] = reward_per_minute(reward_model, dances, ev.generated_music, ev.rng, ev.resamples)
         table3.append({"reward": reward, "steps": int(final["interaction_steps"]), **(metrics or {})})
         if name == "rl":
             table1["rl"] = metrics
@@ -312,6 +345,7 @@ def build_report(config: dict, run_dir: Path) -> dict:
     fallback = "code-rate beat column (beats at each step's first frame)"
     return {"table1": table1, "table3": table3, "table4": table4,
             "reward_accuracy": reward_summary["reward_accuracy"],
+            "reward_per_minute_held_out": returns,
             "u_bar_held_out": reward_summary["u_bar_held_out"],
             "robustness_held_out_real": reward_summary.get("robustness_held_out_real"),
             "protocol": {"window_seconds": WINDOW_SECONDS, "table1_table3_music": "held-out (test split)",
