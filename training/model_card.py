@@ -210,8 +210,32 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "* The training-motion row scores the training data itself against the held-out motion (what a perfect "
           "copy of the training set would get), not a human reference danced to this song.",
           "* Trained on 2 CPU cores at the default (small) sizes, not the paper's; numbers are not comparable with "
-          "AIST++ results in the literature.", ""]
+          "AIST++ results in the literature."]
+    L += rl_limitation(report)
+    L += [""]
     return "\n".join(L)
+
+
+def rl_limitation(report: dict) -> list[str]:
+    """A limitation bullet, from the report's numbers, on what RL against R_θ did to π_BC."""
+    returns, table1 = report.get("reward_per_minute_held_out") or {}, report.get("table1") or {}
+    bc, rl = table1.get("bc"), table1.get("rl")
+    if not (returns.get("bc") and returns.get("rl") and bc and rl):
+        return []
+    change = (rl["fid_k"] - bc["fid_k"]) / bc["fid_k"] * 100
+    learned = [r["fid_k"] for r in report.get("table3", []) if r["reward"] == "learned" and r["steps"] > 0]
+    spread = f" (its snapshots ranged {min(learned):.0f}–{max(learned):.0f})" if len(learned) > 1 else ""
+    return [f"* RL against R_θ is a small step here: R_θ's return per minute on the held-out song went from "
+            f"{returns['bc']['mean']:.0f} to {returns['rl']['mean']:.0f} (real dance: "
+            f"{returns.get('gt', {}).get('mean', float('nan')):.0f}), while FID_k went from {bc['fid_k']:.0f} to "
+            f"{rl['fid_k']:.0f} ({change:+.0f} %){spread}; their 95 % intervals "
+            f"{'overlap' if overlap(bc['ci']['fid_k'], rl['ci']['fid_k']) else 'do not overlap'}. With "
+            f"{bc.get('n_windows', '?')} generated windows against {table1.get('gt', {}).get('n_windows', '?')} held-out "
+            "real ones in 72 dimensions FID_k is a noisy judge here; `--policy bc` is one flag away."]
+
+
+def overlap(a, b) -> bool:
+    return bool(a and b and a[0] <= b[1] and b[0] <= a[1])
 
 
 def build_card(run_dir, *, data=None, output=None, json_out=None) -> dict:
