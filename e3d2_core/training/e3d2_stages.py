@@ -126,12 +126,14 @@ def build_groups(demos: list[dict], fps: float, frames_per_step: int):
 
 
 def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int,
-                      kinds=("noise", "shuffle", "slow", "loop")):
-    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3), music (N,D)), one per ``kinds``."""
+                      kinds=None):
+    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3), music (N,D)), one per ``kinds``
+    (default: every kind of :mod:`e3d2_core.training.corrupt`)."""
     from e3d2_core.models.reward import step_features
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
+    kinds = tuple(kinds or corrupt.KINDS)
     rng = np.random.default_rng(seed)
     groups = []
     for joints, music in motions:
@@ -139,7 +141,7 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
         feats = [step_features(torch.from_numpy(np.ascontiguousarray(v))[None], fps, frames_per_step)[0]
                  for v in versions]
         n = min(len(music), len(feats[0]))
-        names, ranks = ("clean",) + tuple(kinds), [0.0] + [1.0] * len(kinds)
+        names, ranks = ("clean",) + kinds, [0.0] + [1.0] * len(kinds)
         groups.append(RankedGroup(torch.from_numpy(music[:n]),
                                   [Trajectory(f[:n], r, name) for f, r, name in zip(feats, ranks, names)]))
     return groups

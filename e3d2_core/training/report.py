@@ -196,9 +196,13 @@ class Evaluation:
         return [b for _, b in self.real_test]
 
     @property
+    def per_sequence(self) -> int:
+        """Generated dances per held-out sequence (greedy decoding gives one)."""
+        return 1 if self.temperature <= 0 else self.samples
+
+    @property
     def generated_beats(self) -> list:
-        per_sequence = 1 if self.temperature <= 0 else self.samples
-        return [b for b in self.test_beats for _ in range(per_sequence)]
+        return [b for b in self.test_beats for _ in range(self.per_sequence)]
 
     def window_pairs(self, joint_list, beat_list):
         return [(w, b[(b >= a) & (b < a + self.size)] - a) for j, b in zip(joint_list, beat_list)
@@ -217,8 +221,7 @@ class Evaluation:
 
     @property
     def generated_music(self) -> list:
-        per_sequence = 1 if self.temperature <= 0 else self.samples
-        return [seq.music for seq in self.test.sequences for _ in range(per_sequence)]
+        return [seq.music for seq in self.test.sequences for _ in range(self.per_sequence)]
 
     def policy(self, state):
         from e3d2_core.training import stages
@@ -233,13 +236,12 @@ class Evaluation:
 
 def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) -> Evaluation:
     """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring)."""
+    from e3d2_core.generation import DEFAULT_TEMPERATURE
     from e3d2_core.metrics import pool_statistics
     from e3d2_core.training import stages
     from e3d2_core.training.hand_reward import BEAT_COLUMN
 
     run_dir = Path(run_dir)
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
-
     report_cfg = config.get("report", {})
     resamples = int(report_cfg.get("resamples", 200))
     vqvae, _ = stages.load_vqvae(run_dir, torch.device("cpu"))
