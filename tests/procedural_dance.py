@@ -23,8 +23,9 @@ def music_features(steps: int, beat_period_steps: float, dim: int, rng: np.rando
 
 
 def dance(steps: int, beat_period_steps: float, eps: float, rng: np.random.Generator, fps: float = 60.0,
-          frames_per_step: int = 8) -> Motion:
-    """A Motion of ``steps * frames_per_step`` frames, beat-locked when eps = 0."""
+          frames_per_step: int = 8, return_noise: bool = False):
+    """A Motion of ``steps * frames_per_step`` frames, beat-locked when eps = 0 (and, with ``return_noise``, the
+    (steps,) bool mask of the steps that were noisy)."""
     frames = steps * frames_per_step
     period = beat_period_steps * frames_per_step
     base_amp = rng.uniform(0.3, 0.6, size=len(SWING_JOINTS))
@@ -34,8 +35,10 @@ def dance(steps: int, beat_period_steps: float, eps: float, rng: np.random.Gener
     trans = np.zeros((frames, 3), np.float32)
     phase_error = 0.0
     amp = base_amp.copy()
+    noisy = np.zeros(steps, bool)
     for s in range(steps):
-        if rng.random() < eps:
+        noisy[s] = rng.random() < eps
+        if noisy[s]:
             phase_error += rng.uniform(-np.pi, np.pi)
             amp = rng.uniform(0.0, 1.2, size=len(SWING_JOINTS))
             axes_step = axes + rng.normal(0, 0.7, size=axes.shape)
@@ -48,7 +51,8 @@ def dance(steps: int, beat_period_steps: float, eps: float, rng: np.random.Gener
             for j, joint in enumerate(SWING_JOINTS):
                 poses[k, joint] = axes_step[j] * amp[j] * np.sin(phase + j * 0.5)
             trans[k] = (0.0, 0.92 + 0.04 * np.cos(2 * phase), 0.0)
-    return Motion(poses, trans, fps)
+    motion = Motion(poses, trans, fps)
+    return (motion, noisy) if return_noise else motion
 
 
 def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, name: str):

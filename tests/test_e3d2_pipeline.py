@@ -53,7 +53,7 @@ class SuccessorPolicy:
 
     def step(self, state, music_t, up_t, down_t):
         v = self.config["vocab"]
-        return 8.0 * F.one_hot((up_t + 1) % v, v).float(), 8.0 * F.one_hot((down_t + 1) % v, v).float()
+        return 30.0 * F.one_hot((up_t + 1) % v, v).float(), 30.0 * F.one_hot((down_t + 1) % v, v).float()
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.7])
@@ -63,13 +63,17 @@ def test_noise_replaces_the_policys_own_action_with_probability_eps(temperature)
     eps = torch.tensor([0.0, 0.25, 0.5, 1.0]).repeat_interleave(8)
     music = torch.zeros(400, 4)
     first = torch.zeros(len(eps), dtype=torch.long)
-    up, down = noisy_rollout(SuccessorPolicy(), music, first, first, eps, torch.Generator().manual_seed(0),
+    up, down, noisy = noisy_rollout(SuccessorPolicy(), music, first, first, eps, torch.Generator().manual_seed(0),
                              temperature)
     follows = ((up[:, 1:] == (up[:, :-1] + 1) % 16) & (down[:, 1:] == (down[:, :-1] + 1) % 16)).float()
     rate = follows.reshape(4, -1).mean(1)
     # both halves follow unless the step was noisy (or the noise picked the policy's codes, 1/256)
     expected = 1 - eps.reshape(4, 8)[:, 0] * (1 - 1 / 256)
     assert torch.allclose(rate, expected, atol=0.03), (rate, expected)
+    # the noise mask names exactly the steps that left the policy (bar the 1/256 chance of a matching draw)
+    assert not noisy[:, 0].any()
+    assert not (~follows.bool() & ~noisy[:, 1:]).any()
+    assert torch.allclose(noisy[:, 1:].float().reshape(4, -1).mean(1), eps.reshape(4, 8)[:, 0], atol=0.03)
 
 
 def test_reward_stage_outputs(run):

@@ -201,3 +201,31 @@ def test_slow_motion_and_loop_keep_poses_but_lose_the_dance():
     assert 0.3 * 60 * 2 - 2 <= period <= 0.8 * 60 * 2
     with pytest.raises(ValueError, match="choose from"):
         corrupt.corrupt(joints, "melt", rng)
+
+
+def test_noise_probe_learns_which_steps_were_random():
+    """With per-step noise masks, the training-only probe learns to name the random steps from R_θ's features
+    (about half the steps are noisy, so chance is 0.5), and its weights travel with the resumable state."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(5)
+
+    def group():
+        period = rng.uniform(3, 6)
+        music = torch.from_numpy(music_features(48, period, MUSIC_DIM, rng))
+        trajs = []
+        for eps in EPS:
+            motion, noisy = dance(48, period, eps, rng, return_noise=True)
+            trajs.append(Trajectory(features(motion.joints()), eps, noise=torch.from_numpy(noisy).float()))
+        return RankedGroup(music, trajs)
+
+    train, held = [group() for _ in range(4)], [group()]
+    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 32, "layers": 2, "ensemble": 2})
+    model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
+                            torch.cat([g.music for g in train]))
+    state = train_trex(model, train, held, steps=150, batch=16, eval_every=50, min_len=8, max_len=16,
+                       noise_weight=1.0, patience=99, lr=1e-3)
+    accuracies = [h["noise_probe_accuracy"] for h in state["history"]]
+    assert accuracies[-1] >= 0.75, accuracies
+    assert set(state["probe"]) == {"heads.0.weight", "heads.0.bias", "heads.1.weight", "heads.1.bias"}
+    # the probe is training-only: R_θ's own parameters are unchanged in kind
+    assert not any("probe" in name for name in model.state_dict())

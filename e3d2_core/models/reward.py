@@ -125,11 +125,14 @@ class RewardMember(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
 
-    def forward(self, motion, music):  # (B,N,Dm), (B,N,Da) -> (B,N)
+    def hidden(self, motion, music):  # (B,N,Dm), (B,N,Da) -> (B,N,W): what the reward head reads
         x = self.motion_in(motion) + self.music_in(music)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x)).squeeze(-1)
+        return self.norm(x)
+
+    def forward(self, motion, music):  # (B,N,Dm), (B,N,Da) -> (B,N)
+        return self.head(self.hidden(motion, music)).squeeze(-1)
 
 
 class RewardModel(nn.Module):
@@ -168,13 +171,21 @@ class RewardModel(nn.Module):
         self.music_mean.copy_(a.mean(0))
         self.music_std.copy_(a.std(0).clamp_min(1e-3))
 
-    def member_rewards(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
-        """(E, B, N) per-step rewards of every member from :func:`step_features` output and music (B,N,Da)."""
+    def _inputs(self, motion_feats: torch.Tensor, music: torch.Tensor):
         if motion_feats.shape[:2] != music.shape[:2]:
             raise ValueError(f"motion steps {tuple(motion_feats.shape[:2])} != music steps {tuple(music.shape[:2])}")
-        x = (motion_feats.float() - self.motion_mean) / self.motion_std
-        a = (music.float() - self.music_mean) / self.music_std
+        return ((motion_feats.float() - self.motion_mean) / self.motion_std,
+                (music.float() - self.music_mean) / self.music_std)
+
+    def member_rewards(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(E, B, N) per-step rewards of every member from :func:`step_features` output and music (B,N,Da)."""
+        x, a = self._inputs(motion_feats, music)
         return torch.stack([member(x, a) for member in self.members])
+
+    def member_hidden(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(E, B, N, hidden) per-step features that each member's reward head reads (for training probes)."""
+        x, a = self._inputs(motion_feats, music)
+        return torch.stack([member.hidden(x, a) for member in self.members])
 
     def forward(self, motion_feats: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
         """(B, N) per-step reward: the ensemble mean."""

@@ -20,7 +20,7 @@ of the train/val shards that the test shard does not use (every bundled song and
 the *held-out* music is the test shard's. Held-out demonstrations only validate R_θ.
 
 Output: ``RUN/demos/<split>_<k>_<music id>.npz`` (atomic), one per song: ``up``/``down`` (B, N) codes, ``eps`` and
-``take`` (B,), decoded ``poses`` (B, 8N, 24, 3) / ``trans`` (B, 8N, 3) at the model fps, ``music`` (N, D) raw
+``take`` (B,), ``noisy`` (B, N) which codes were the random ones, decoded ``poses`` (B, 8N, 24, 3) / ``trans`` (B, 8N, 3) at the model fps, ``music`` (N, D) raw
 features, ``music_id``, ``split``; then ``RUN/demos.json`` (the stage's done-marker, written last).
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Song:
 @torch.no_grad()
 def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_down: torch.Tensor,
                   eps: torch.Tensor, generator: torch.Generator,
-                  temperature: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  temperature: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ε-greedy streaming rollout of ``policy`` (its own action: argmax, or a sample at ``temperature`` > 0).
 
     Args:
@@ -59,12 +59,14 @@ def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_dow
         generator: CPU generator for the noise draws (reproducible).
     Returns:
         up, down: (B, N) long codes (CPU).
+        noisy: (B, N) bool, True where the executed codes were the random ones (code 0, the seed, is False).
     """
     from e3d2_core.generation import choose, generate_codes
 
     b = first_up.shape[0]
     vocab_up = policy.config.get("vocab_up", policy.config["vocab"])
     vocab_down = policy.config.get("vocab_down", policy.config["vocab"])
+    draws = [torch.zeros(b, dtype=torch.bool)]
 
     def greedy_then_noise(logits_up, logits_down):
         # D-REX noise: with probability ε the executed (up, down) pair is uniform random; it is fed back, so
@@ -72,11 +74,13 @@ def noisy_rollout(policy, music: torch.Tensor, first_up: torch.Tensor, first_dow
         u = choose(logits_up, temperature, None, generator).cpu()
         d = choose(logits_down, temperature, None, generator).cpu()
         noisy = torch.rand(b, generator=generator) < eps
+        draws.append(noisy)
         u = torch.where(noisy, torch.randint(vocab_up, (b,), generator=generator), u)
         d = torch.where(noisy, torch.randint(vocab_down, (b,), generator=generator), d)
         return u, d
 
-    return generate_codes(policy, music, first_up, first_down, pick=greedy_then_noise)
+    up, down = generate_codes(policy, music, first_up, first_down, pick=greedy_then_noise)
+    return up, down, torch.stack(draws, 1)
 
 
 def songs_from_shards(train_shards, held_out_shard, max_steps: int | None = None,
@@ -116,9 +120,11 @@ def seed_codes_from(vqvae, sequences, count: int, rng: np.random.Generator, devi
 
 
 def write_demo_shard(path: Path, *, up, down, eps, take, poses, trans, music, music_id: str, split: str,
-                     fps: float) -> Path:
+                     fps: float, noisy=None) -> Path:
+    # ``noisy`` is optional so shards written before it existed stay readable (R_θ then has no noise probe)
+    extra = {} if noisy is None else {"noisy": np.asarray(noisy, bool)}
     with atomic_open(path) as handle:
-        np.savez(handle, up=np.asarray(up, np.int16), down=np.asarray(down, np.int16),
+        np.savez(handle, up=np.asarray(up, np.int16), down=np.asarray(down, np.int16), **extra,
                  eps=np.asarray(eps, np.float64), take=np.asarray(take, np.int64),
                  poses=np.asarray(poses, np.float32), trans=np.asarray(trans, np.float32),
                  music=np.asarray(music, np.float32), music_id=np.array(music_id), split=np.array(split),
@@ -161,7 +167,8 @@ def generate_song_demos(vqvae, policy, song: Song, music_mean, music_std, eps_le
     first_up, first_down = seed_up[take], seed_down[take]
     music = (torch.from_numpy(song.music) - music_mean) / music_std
     generator = torch.Generator().manual_seed(int(seed))
-    up, down = noisy_rollout(policy, music.float(), first_up, first_down, eps, generator, temperature)
+    up, down, noisy = noisy_rollout(policy, music.float(), first_up, first_down, eps, generator, temperature)
     poses, trans = vqvae.decode(up.to(device), down.to(device))
-    return {"up": up.numpy(), "down": down.numpy(), "eps": eps.double().numpy().round(6), "take": take,
+    return {"up": up.numpy(), "down": down.numpy(), "noisy": noisy.numpy(), "eps": eps.double().numpy().round(6),
+            "take": take,
             "poses": poses.cpu().numpy(), "trans": trans.cpu().numpy(), "music": song.music}

@@ -118,7 +118,9 @@ def build_groups(demos: list[dict], fps: float, frames_per_step: int):
     train, held = [], []
     for demo in demos:
         feats = step_features(_joints(demo["poses"], demo["trans"]), fps, frames_per_step)
-        trajs = [Trajectory(f, float(e), f"{demo['music_id']}/{float(e)!r}/{i}")
+        noisy = demo.get("noisy")
+        trajs = [Trajectory(f, float(e), f"{demo['music_id']}/{float(e)!r}/{i}",
+                            None if noisy is None else torch.from_numpy(noisy[i][:len(f)]).float())
                  for i, (f, e) in enumerate(zip(feats, demo["eps"]))]
         group = RankedGroup(torch.from_numpy(demo["music"]), trajs, demo["music_id"])
         (held if demo["split"] == "held_out" else train).append(group)
@@ -244,7 +246,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     cfg = config.get("reward", {})
     train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
                  "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
-                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, **cfg.get("train", {})}
+                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0,
+                 **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
     stages.apply_threads(config)
     torch.manual_seed(seed)
@@ -295,7 +298,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
                        eval_every=int(train_cfg["eval_every"]), patience=int(train_cfg["patience"]),
                        reward_l2=float(train_cfg["reward_l2"]), extra_train=extra or None,
-                       extra_fraction=float(train_cfg["corrupt_fraction"]), seed=seed, state=state, log=log,
+                       extra_fraction=float(train_cfg["corrupt_fraction"]),
+                       noise_weight=float(train_cfg["noise_probe"]), seed=seed, state=state, log=log,
                        checkpoint_fn=save)
     held_real = _real_motions(test_shard, fps)
     summary = {

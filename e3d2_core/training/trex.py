@@ -9,6 +9,12 @@ sum of the per-step rewards the whole song would give (R_θ is causal, see ``mod
 
 Loss: ``-log sigmoid(R(better) - R(worse))`` per ensemble member (2-way cross-entropy on summed returns), plus a
 small L2 penalty on per-step rewards to keep their scale bounded (D-REX uses an L1 one).
+
+Optional noise probe (``noise_weight`` > 0, :class:`NoiseProbe`): a pair says only that one snippet holds more
+noise than the other, but a demonstration also knows *which* of its steps were random codes. A training-only head
+predicts that from the per-step features R_θ's reward head reads, so every step carries an (automatic) label and
+the shared layers learn to see seams. The probe is dropped after training: R_θ stays a function of motion and
+music, ranked by the Bradley-Terry loss.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from e3d2_core.models.reward import RewardModel
@@ -28,6 +35,7 @@ class Trajectory:
     features: torch.Tensor   # (N, Dm) step_features of one motion
     rank: float              # lower ranks better (the ε of a demonstration; 0 / 1 for clean / corrupted)
     name: str = ""
+    noise: torch.Tensor | None = None   # (N,) 1.0 where the step's codes were random (demonstrations only)
 
 
 @dataclass
@@ -55,21 +63,57 @@ def _window(group: RankedGroup, traj: Trajectory, start: int, length: int, conte
     return traj.features[lo:start + length], group.music[lo:start + length], start - lo
 
 
-def snippet_returns(model: RewardModel, items, length: int, *, members: bool = False) -> torch.Tensor:
-    """Summed reward over the last ``length`` steps of each (features, music, offset) window.
-
-    Windows of one call may differ in left context; they are left-padded by repeating their first step and the
-    padding is excluded from the sum. Returns (B,) or (E, B) with ``members``.
-    """
+def _stack_windows(items) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (B, W, Dm), music (B, W, Da)) of (features, music, offset) windows of different left context,
+    left-padded by repeating their first step (callers read only the last steps)."""
     width = max(len(f) for f, _, _ in items)
     feats, music = [], []
     for f, m, _ in items:
         pad = width - len(f)
         feats.append(torch.cat([f[:1].expand(pad, -1), f]) if pad else f)
         music.append(torch.cat([m[:1].expand(pad, -1), m]) if pad else m)
-    rewards = model.member_rewards(torch.stack(feats), torch.stack(music))  # (E, B, W)
+    return torch.stack(feats), torch.stack(music)
+
+
+def snippet_returns(model: RewardModel, items, length: int, *, members: bool = False) -> torch.Tensor:
+    """Summed reward over the last ``length`` steps of each (features, music, offset) window.
+
+    Windows of one call may differ in left context; the left padding is excluded from the sum.
+    Returns (B,) or (E, B) with ``members``.
+    """
+    rewards = model.member_rewards(*_stack_windows(items))  # (E, B, W)
     returns = rewards[..., -length:].sum(-1)
     return returns if members else returns.mean(0)
+
+
+class NoiseProbe(nn.Module):
+    """Training-only heads, one per ensemble member, that say from R_θ's per-step features whether the step's
+    codes were random (see the module docstring)."""
+
+    def __init__(self, members: int, width: int):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(width, 1) for _ in range(members))
+
+    def loss(self, model: RewardModel, items, labels: torch.Tensor, length: int):
+        """Binary cross-entropy summed over members on the last ``length`` steps of each window (labels (B, L)),
+        and the ensemble's per-step accuracy."""
+        hidden = model.member_hidden(*_stack_windows(items))[..., -length:, :]    # (E, B, L, W)
+        logits = torch.stack([head(h).squeeze(-1) for head, h in zip(self.heads, hidden)])
+        loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
+        accuracy = ((logits.mean(0) > 0) == (labels > 0.5)).float().mean().item()
+        return loss.mean((1, 2)).sum(), accuracy
+
+
+def sample_noise_windows(pool: list, count: int, length: int, rng: np.random.Generator, context: int):
+    """``count`` windows of ``length`` steps from (group, trajectory) pairs with noise masks, and their labels
+    (count, length)."""
+    items, labels = [], []
+    for _ in range(count):
+        group, traj = pool[rng.integers(len(pool))]
+        start = int(rng.integers(0, group.steps - length + 1))
+        items.append(_window(group, traj, start, length, context))
+        labels.append(traj.noise[start:start + length].float())
+    return items, torch.stack(labels)
 
 
 def sample_pairs(groups: list[RankedGroup], count: int, length: int, rng: np.random.Generator, context: int):
@@ -161,20 +205,27 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
                steps: int = 2000, batch: int = 64, lr: float = 1e-4, weight_decay: float = 1e-4,
                min_len: int = 8, max_len: int = 28, eval_len: int | None = None, eval_every: int = 100,
                patience: int = 5, reward_l2: float = 1e-3, extra_train: list[RankedGroup] | None = None,
-               extra_fraction: float = 0.25, seed: int = 0, state: dict | None = None, log=None,
-               checkpoint_fn=None) -> dict:
+               extra_fraction: float = 0.25, noise_weight: float = 0.0, seed: int = 0, state: dict | None = None,
+               log=None, checkpoint_fn=None) -> dict:
     """Train ``model`` in place with early stopping on held-out mean pairwise accuracy; restore the best weights.
 
     ``extra_train`` (e.g. clean vs corrupted motion groups) supplies ``extra_fraction`` of every batch.
+    ``noise_weight`` > 0 adds the :class:`NoiseProbe` loss on ``batch // 2`` windows per step of the training
+    trajectories that carry noise masks (none: no probe).
     ``state`` resumes a previous call (as returned, or as passed to ``checkpoint_fn(state)`` every evaluation).
     Returns the state: {"step", "best", "history", "model", "optimizer", "best_model", "stale"}.
     """
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    noise_pool = [(g, t) for g in train if g.steps >= max_len for t in g.trajectories if t.noise is not None]
+    probe = NoiseProbe(len(model.members), model.config["hidden"]) if noise_weight and noise_pool else None
+    parameters = list(model.parameters()) + (list(probe.parameters()) if probe else [])
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     eval_len = eval_len or (min_len + max_len) // 2
     state = dict(state or {"step": 0, "best": -1.0, "history": [], "best_model": None, "stale": 0})
     if state.get("model") is not None:
         model.load_state_dict(state["model"])
+        if probe is not None and state.get("probe") is not None:
+            probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
         rng = np.random.default_rng(seed + state["step"])
     context = model.context_steps
@@ -187,6 +238,10 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
             eb, ew = sample_pairs(extra_train, n_extra, length, rng, context)
             better, worse = better + eb, worse + ew
         loss, accuracy = trex_loss(model, better, worse, length, reward_l2)
+        if probe is not None:
+            items, labels = sample_noise_windows(noise_pool, batch // 2, length, rng, context)
+            noise_loss, noise_accuracy = probe.loss(model, items, labels, length)
+            loss = loss + noise_weight * noise_loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -196,6 +251,8 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
             record = {"step": state["step"], "loss": loss.item(), "batch_accuracy": accuracy,
                       "train_accuracy": pairwise_accuracy(model, train[:8], eval_len, windows=2),
                       "held_out_accuracy": pairwise_accuracy(model, held_out, eval_len)}
+            if probe is not None:
+                record["noise_probe_accuracy"] = noise_accuracy
             score = float(np.mean(list(record["held_out_accuracy"].values()))) if held_out else accuracy
             record["held_out_mean"] = score
             state["history"].append(record)
@@ -207,6 +264,7 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
             if log:
                 log(record)
             state["model"], state["optimizer"] = model.state_dict(), optimizer.state_dict()
+            state["probe"] = probe.state_dict() if probe is not None else None
             if checkpoint_fn:
                 checkpoint_fn(state)
     if state.get("best_model") is not None:
