@@ -89,7 +89,7 @@ def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, na
                         "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
               "bc": {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "band": 8, "dropout": 0.0},
                      "data": {"length": 12, "stride": 4}, "train": {**train, "batch_size": 4, "steps": 6}},
-              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2},
+              "demos": {"eps": [0.02, 0.5, 1.0], "takes": 2, "held_out_takes": 3},
               "reward": {"model": {"hidden": 16, "layers": 2},
                          "train": {"batch": 16, "min_len": 6, "max_len": 12, **reward}},
               "rl": {"songs": 1, "takes": 3, "window": 16, "eval_steps": 32, "checkpoint_every": 1, **rl},

@@ -36,9 +36,15 @@ def test_demos_are_ranked_batched_rollouts(run):
     held = [d for d in demos if d["split"] == "held_out"]
     assert [d["music_id"] for d in held] == ["m9"]
     for d in demos:
-        assert list(d["eps"]) == [0.02, 0.02, 0.5, 0.5, 1.0, 1.0]
+        takes = 3 if d["split"] == "held_out" else 2       # held-out music gets more takes (held_out_takes)
+        assert list(d["eps"]) == [e for e in (0.02, 0.5, 1.0) for _ in range(takes)]
         n = len(d["music"])
-        assert d["up"].shape == (6, n) and d["poses"].shape == (6, 8 * n, 24, 3)
+        assert d["up"].shape == (3 * takes, n) and d["poses"].shape == (3 * takes, 8 * n, 24, 3)
+        assert d["noisy"].shape == (3 * takes, n) and not d["noisy"][:, 0].any()
+    # the extra held-out take gets a seed drawn after the training ones, which stay as they were
+    train = next(d for d in demos if d["split"] == "train")
+    assert list(held[0]["up"][:2, 0]) == list(train["up"][:2, 0])
+    assert list(held[0]["take"]) == [0, 1, 2] * 3
 
 
 

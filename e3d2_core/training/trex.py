@@ -148,37 +148,72 @@ def trex_loss(model: RewardModel, better, worse, length: int, reward_l2: float =
     return loss, accuracy
 
 
-@torch.no_grad()
-def pairwise_accuracy(model: RewardModel, groups: list[RankedGroup], length: int, windows: int = 4,
-                      max_pairs_per_key: int = 400, batch: int = 128) -> dict[str, float]:
-    """Accuracy per rank pair on a fixed, deterministic pair set: every take pair of every rank pair of every
-    group, at ``windows`` evenly spaced starts. Returns {pair_key: accuracy}."""
-    was_training = model.training
-    model.eval()
-    context = model.context_steps
+def _evaluation_pairs(groups: list[RankedGroup], length: int, windows: int, context: int) -> dict[str, list]:
+    """{pair_key: [(better take, worse take, better window, worse window)]}: every take pair of every rank pair of
+    every group, at ``windows`` evenly spaced starts, in a fixed order."""
     per_key: dict[str, list] = {}
-    for group in groups:
+    for g, group in enumerate(groups):
         if group.steps < length:
             continue
         starts = np.linspace(0, group.steps - length, windows).round().astype(int)
-        for ta, tb in itertools.combinations(group.trajectories, 2):
+        for (a, ta), (b, tb) in itertools.combinations(enumerate(group.trajectories), 2):
             if ta.rank == tb.rank:
                 continue
             if tb.rank < ta.rank:
-                ta, tb = tb, ta
+                (a, ta), (b, tb) = (b, tb), (a, ta)
             for s in starts:
                 per_key.setdefault(pair_key(ta.rank, tb.rank), []).append(
-                    (_window(group, ta, int(s), length, context), _window(group, tb, int(s), length, context)))
+                    ((g, a), (g, b), _window(group, ta, int(s), length, context),
+                     _window(group, tb, int(s), length, context)))
+    return dict(sorted(per_key.items(), key=lambda kv: tuple(float(x) for x in kv[0].split("|"))))
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: RewardModel, groups: list[RankedGroup], length: int, windows: int = 4,
+                      max_pairs_per_key: int | None = 400, batch: int = 128,
+                      intervals: int = 0, seed: int = 0) -> dict:
+    """Accuracy per rank pair on a fixed, deterministic pair set: every take pair of every rank pair of every
+    group, at ``windows`` evenly spaced starts (above ``max_pairs_per_key``, an evenly spaced subset of them, so
+    every take still counts; None: all).
+
+    Returns {pair_key: accuracy}; with ``intervals`` = R > 0, {pair_key: {"accuracy", "low", "high"}} where
+    low/high bound a 95 % bootstrap interval from R resamples of the *takes* (pairs of one take are not
+    independent, so takes, not pairs, are resampled).
+    """
+    was_training = model.training
+    model.eval()
+    rng = np.random.default_rng(seed)
     result = {}
-    for key, pairs in sorted(per_key.items(), key=lambda kv: tuple(float(x) for x in kv[0].split("|"))):
-        pairs = pairs[:max_pairs_per_key]
-        correct = 0
+    for key, pairs in _evaluation_pairs(groups, length, windows, model.context_steps).items():
+        if max_pairs_per_key and len(pairs) > max_pairs_per_key:
+            pairs = [pairs[i] for i in np.linspace(0, len(pairs) - 1, max_pairs_per_key).round().astype(int)]
+        correct = np.empty(len(pairs))
         for i in range(0, len(pairs), batch):
             chunk = pairs[i:i + batch]
-            rb = snippet_returns(model, [p[0] for p in chunk], length)
-            rw = snippet_returns(model, [p[1] for p in chunk], length)
-            correct += int((rb > rw).sum())
-        result[key] = correct / len(pairs)
+            rb = snippet_returns(model, [p[2] for p in chunk], length)
+            rw = snippet_returns(model, [p[3] for p in chunk], length)
+            correct[i:i + len(chunk)] = (rb > rw).numpy()
+        accuracy = float(correct.mean())
+        if not intervals:
+            result[key] = accuracy
+            continue
+        better = sorted({p[0] for p in pairs})
+        worse = sorted({p[1] for p in pairs})
+        row = {t: i for i, t in enumerate(better)}
+        col = {t: i for i, t in enumerate(worse)}
+        hits = np.zeros((len(better), len(worse)))
+        count = np.zeros_like(hits)
+        for p, c in zip(pairs, correct):
+            hits[row[p[0]], col[p[1]]] += c
+            count[row[p[0]], col[p[1]]] += 1
+        samples = []
+        for _ in range(intervals):
+            ib, iw = rng.integers(len(better), size=len(better)), rng.integers(len(worse), size=len(worse))
+            n = count[np.ix_(ib, iw)].sum()
+            if n:
+                samples.append(hits[np.ix_(ib, iw)].sum() / n)
+        low, high = np.percentile(samples, [2.5, 97.5]) if samples else (accuracy, accuracy)
+        result[key] = {"accuracy": accuracy, "low": float(low), "high": float(high)}
     model.train(was_training)
     return result
 
