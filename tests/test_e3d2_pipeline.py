@@ -12,8 +12,9 @@ from torch.nn import functional as F
 from e3d2_core.errors import E3D2Error
 from e3d2_core.scoring import load_reward, score_arrays
 from e3d2_core.training import stages
-from e3d2_core.training.demos import load_demos
-from e3d2_core.training.demos import noisy_rollout
+from e3d2_core.training.demos import load_demos, noisy_rollout
+from e3d2_core.training.e3d2_stages import split_takes
+from e3d2_core.training.trex import RankedGroup, Trajectory
 from procedural_dance import micro_run
 
 FPS, MUSIC_FPS, DIM = 60.0, 7.5, 37
@@ -86,6 +87,10 @@ def test_reward_stage_outputs(run):
     _, run_dir = run
     summary = json.loads((run_dir / "reward" / "summary.json").read_text())
     assert set(summary["reward_accuracy"]) == {"0.02|0.5", "0.02|1.0", "0.5|1.0"}
+    for key, (low, high) in summary["reward_accuracy_interval"].items():
+        assert 0.0 <= low <= summary["reward_accuracy"][key] <= high <= 1.0
+    # 3 held-out takes per ε are too few to split into selection and test halves
+    assert summary["held_out_takes"] == {"select": 9, "test": 9, "split": False}
     assert list(summary["u_bar_held_out"]) == ["0.02", "0.5", "1.0"]
     assert (run_dir / "reward" / "accuracy.png").stat().st_size > 1000
     history = json.loads((run_dir / "reward" / "history.json").read_text())
@@ -167,3 +172,14 @@ def test_generate_uses_rl_policy_and_picks_the_best_take(run):
     np.testing.assert_array_equal(best.poses, takes[int(np.argmax(totals))].poses)
     with pytest.raises(E3D2Error, match="pick must be"):
         api.generate(song, checkpoint=bundle, pick="worst")
+
+
+def test_held_out_takes_split_into_selection_and_test_halves():
+    music = torch.zeros(10, 4)
+    trajectories = [Trajectory(torch.zeros(10, 3), eps, f"{eps}/{k}") for eps in (0.02, 0.5) for k in range(4)]
+    select, test = split_takes([RankedGroup(music, trajectories, "song")])
+    names = lambda groups: {t.name for t in groups[0].trajectories}
+    assert names(select) == {"0.02/0", "0.02/2", "0.5/0", "0.5/2"}
+    assert names(test) == {"0.02/1", "0.02/3", "0.5/1", "0.5/3"}
+    few = RankedGroup(music, trajectories[:3] + trajectories[4:], "short")   # 3 takes of ε = 0.02
+    assert split_takes([few]) == ([few], [few])

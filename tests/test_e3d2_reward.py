@@ -107,6 +107,20 @@ def test_reward_is_causal_and_snippets_match_the_whole_song():
     torch.testing.assert_close(snippet_returns(model, [window], 10)[0], full[12:22].sum())
 
 
+def test_accuracy_intervals_resample_takes(trained):
+    model, _, held_out, _ = trained
+    plain = pairwise_accuracy(model, held_out, 24, max_pairs_per_key=None)
+    with_intervals = pairwise_accuracy(model, held_out, 24, max_pairs_per_key=None, intervals=200)
+    assert set(plain) == set(with_intervals)
+    for key, value in with_intervals.items():
+        assert value["accuracy"] == plain[key]
+        assert 0.0 <= value["low"] <= value["accuracy"] <= value["high"] <= 1.0
+    # ε = 0.02 against ε = 1.0 is separated on every take: no resample can lower it
+    assert with_intervals["0.02|1.0"] == {"accuracy": 1.0, "low": 1.0, "high": 1.0}
+    # with few takes, some pair is uncertain: its interval has width
+    assert any(v["high"] - v["low"] > 0.05 for v in with_intervals.values())
+
+
 def test_held_out_accuracy_per_eps_pair(trained):
     model, _, held_out, state = trained
     accuracy = pairwise_accuracy(model, held_out, 24)

@@ -137,6 +137,29 @@ def build_groups(demos: list[dict], fps: float, frames_per_step: int):
     return train, held
 
 
+def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
+    """Held-out groups in two halves by alternating takes of each rank: (select, test).
+
+    Early stopping picks R_θ on ``select``; the reported accuracy is measured on ``test``, takes the choice never
+    saw (picking the best of many evaluations on the same takes flatters it). Groups with fewer than
+    ``min_takes`` takes of some rank are used whole for both.
+    """
+    from e3d2_core.training.trex import RankedGroup
+
+    select, test = [], []
+    for group in groups:
+        by_rank: dict[float, list] = {}
+        for traj in group.trajectories:
+            by_rank.setdefault(traj.rank, []).append(traj)
+        if min(len(t) for t in by_rank.values()) < min_takes:
+            select.append(group)
+            test.append(group)
+            continue
+        select.append(RankedGroup(group.music, [t for ts in by_rank.values() for t in ts[0::2]], group.name))
+        test.append(RankedGroup(group.music, [t for ts in by_rank.values() for t in ts[1::2]], group.name))
+    return select, test
+
+
 def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int,
                       kinds=None):
     """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3), music (N,D)), one per ``kinds``
@@ -303,7 +326,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     eval_len = max(1, int(round(float(train_cfg["eval_seconds"]) / model.step_seconds)))
     eval_len = min(eval_len, min(g.steps for g in held))     # short held-out songs (tiny test data)
     short_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
-    state = train_trex(model, train, held, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
+    held_select, held_test = split_takes(held)
+    state = train_trex(model, train, held_select, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
                        eval_every=int(train_cfg["eval_every"]), patience=int(train_cfg["patience"]),
@@ -312,10 +336,15 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                        noise_weight=float(train_cfg["noise_probe"]), seed=seed, state=state, log=log,
                        checkpoint_fn=save)
     held_real = _real_motions(test_shard, fps)
+    accuracy = pairwise_accuracy(model, held_test, eval_len, max_pairs_per_key=None, intervals=1000, seed=seed)
     summary = {
         "steps": state["step"], "best_held_out_mean": state["best"],
-        "reward_accuracy": pairwise_accuracy(model, held, eval_len, max_pairs_per_key=None),
-        "reward_accuracy_short": pairwise_accuracy(model, held, short_len),
+        "reward_accuracy": {k: v["accuracy"] for k, v in accuracy.items()},
+        "reward_accuracy_interval": {k: [v["low"], v["high"]] for k, v in accuracy.items()},
+        "held_out_takes": {"select": sum(len(g.trajectories) for g in held_select),
+                           "test": sum(len(g.trajectories) for g in held_test),
+                           "split": any(a is not b for a, b in zip(held_select, held_test))},
+        "reward_accuracy_short": pairwise_accuracy(model, held_test, short_len),
         "train_accuracy": pairwise_accuracy(model, train, eval_len, windows=2),
         "u_bar_held_out": return_per_minute(model, held), "u_bar_train": return_per_minute(model, train),
         "robustness_held_out_real": robustness(model, held_real, fps, seed) if held_real else None,
