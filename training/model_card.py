@@ -195,8 +195,16 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     L += ["", "### Table 4 (ε levels, training music; ū = R_θ return per minute)", ""]
     L += metric_table([(f"ε = {eps}", row) for eps, row in report["table4"].items()], report_cols,
                       extra=(("ū", lambda row: _num((row or {}).get("u_bar"))),))
-    L += ["", "### R_θ held-out pairwise accuracy per ε pair", "", "| ε pair | accuracy |", "| --- | --- |"]
-    L += [f"| {pair.replace('|', ' vs ')} | {_num(acc)} |" for pair, acc in report["reward_accuracy"].items()]
+    intervals = report.get("reward_accuracy_interval") or {}
+    takes = report.get("reward_held_out_takes") or {}
+    L += ["", "### R_θ held-out pairwise accuracy per ε pair (5-s snippets)", ""]
+    if takes.get("split"):
+        L += [f"Measured on {takes['test']} held-out takes that early stopping never saw (it chose R_θ on "
+              f"{takes['select']} others); 95 % intervals resample takes.", ""]
+    L += ["| ε pair | accuracy | 95 % interval |", "| --- | --- | --- |"]
+    L += [f"| {pair.replace('|', ' vs ')} | {_num(acc)} | "
+          + (f"[{_num(intervals[pair][0])}, {_num(intervals[pair][1])}]" if pair in intervals else "–") + " |"
+          for pair, acc in report["reward_accuracy"].items()]
     if report.get("robustness_held_out_real") is not None:
         L += ["", f"R_θ robustness on held-out real motion (clean ranked above jittered, time-shuffled, slowed, "
               f"looped): "

@@ -347,6 +347,8 @@ def build_report(config: dict, run_dir: Path) -> dict:
     fallback = "code-rate beat column (beats at each step's first frame)"
     return {"table1": table1, "table3": table3, "table4": table4,
             "reward_accuracy": reward_summary["reward_accuracy"],
+            "reward_accuracy_interval": reward_summary.get("reward_accuracy_interval"),
+            "reward_held_out_takes": reward_summary.get("held_out_takes"),
             "reward_per_minute_held_out": returns,
             "u_bar_held_out": reward_summary["u_bar_held_out"],
             "robustness_held_out_real": reward_summary.get("robustness_held_out_real"),
