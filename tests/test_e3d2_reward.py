@@ -1,6 +1,7 @@
 """R_θ features and model, T-REX training on ranked procedural dances, robustness on real AIST++ motion."""
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -243,3 +244,24 @@ def test_noise_probe_learns_which_steps_were_random():
     assert set(state["probe"]) == {"heads.0.weight", "heads.0.bias", "heads.1.weight", "heads.1.bias"}
     # the probe is training-only: R_θ's own parameters are unchanged in kind
     assert not any("probe" in name for name in model.state_dict())
+
+
+def test_weight_averaging_is_what_gets_judged_and_resumed():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    train, held = [make_group(rng, steps=40)], [make_group(rng, steps=40)]
+    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "dropout": 0.0})
+    saved = []
+    state = train_trex(model, train, held, steps=20, batch=8, eval_every=10, min_len=8, max_len=12, ema=0.9,
+                       patience=99, checkpoint_fn=lambda s: saved.append(copy.deepcopy(s)))
+    live, averaged = saved[-1]["model"], saved[-1]["averaged"]
+    name = "members.0.head.weight"
+    assert not torch.equal(live[name], averaged[name])          # the average lags the live weights
+    best = max(saved, key=lambda s: s["history"][-1]["held_out_mean"])
+    torch.testing.assert_close(model.state_dict()[name], best["averaged"][name])   # what was judged is returned
+    # resuming restores the average: one more step moves it from the saved average toward the new live weights
+    again = train_trex(RewardModel(model.config), train, held, steps=11, batch=8, eval_every=1, min_len=8,
+                       max_len=12, ema=0.9, patience=99, state=copy.deepcopy(saved[0]))
+    decay = min(0.9, 12 / 21)
+    expected = decay * saved[0]["averaged"][name] + (1 - decay) * again["model"][name]
+    torch.testing.assert_close(again["averaged"][name], expected)

@@ -240,13 +240,15 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
                steps: int = 2000, batch: int = 64, lr: float = 1e-4, weight_decay: float = 1e-4,
                min_len: int = 8, max_len: int = 28, eval_len: int | None = None, eval_every: int = 100,
                patience: int = 5, reward_l2: float = 1e-3, extra_train: list[RankedGroup] | None = None,
-               extra_fraction: float = 0.25, noise_weight: float = 0.0, seed: int = 0, state: dict | None = None,
-               log=None, checkpoint_fn=None) -> dict:
+               extra_fraction: float = 0.25, noise_weight: float = 0.0, ema: float = 0.0, seed: int = 0,
+               state: dict | None = None, log=None, checkpoint_fn=None) -> dict:
     """Train ``model`` in place with early stopping on held-out mean pairwise accuracy; restore the best weights.
 
     ``extra_train`` (e.g. clean vs corrupted motion groups) supplies ``extra_fraction`` of every batch.
     ``noise_weight`` > 0 adds the :class:`NoiseProbe` loss on ``batch // 2`` windows per step of the training
     trajectories that carry noise masks (none: no probe).
+    ``ema`` > 0 (e.g. 0.995): evaluations, early stopping and the returned weights use an exponential moving
+    average of the weights; single-pair gradients are noisy and held-out accuracy swings between evaluations.
     ``state`` resumes a previous call (as returned, or as passed to ``checkpoint_fn(state)`` every evaluation).
     Returns the state: {"step", "best", "history", "model", "optimizer", "best_model", "stale"}.
     """
@@ -257,8 +259,12 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     eval_len = eval_len or (min_len + max_len) // 2
     state = dict(state or {"step": 0, "best": -1.0, "history": [], "best_model": None, "stale": 0})
+    averaged = copy.deepcopy(model) if ema else None
+    judged = averaged if ema else model          # the weights evaluations and early stopping see
     if state.get("model") is not None:
         model.load_state_dict(state["model"])
+        if averaged is not None:
+            averaged.load_state_dict(state.get("averaged") or state["model"])
         if probe is not None and state.get("probe") is not None:
             probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
@@ -282,10 +288,15 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         state["step"] += 1
+        if averaged is not None:
+            decay = min(ema, (1 + state["step"]) / (10 + state["step"]))   # short memory while weights move fast
+            with torch.no_grad():
+                for kept, live in zip(averaged.parameters(), model.parameters()):
+                    kept.lerp_(live, 1.0 - decay)
         if state["step"] % eval_every == 0 or state["step"] == steps:
             record = {"step": state["step"], "loss": loss.item(), "batch_accuracy": accuracy,
-                      "train_accuracy": pairwise_accuracy(model, train[:8], eval_len, windows=2),
-                      "held_out_accuracy": pairwise_accuracy(model, held_out, eval_len)}
+                      "train_accuracy": pairwise_accuracy(judged, train[:8], eval_len, windows=2),
+                      "held_out_accuracy": pairwise_accuracy(judged, held_out, eval_len)}
             if probe is not None:
                 record["noise_probe_accuracy"] = noise_accuracy
             score = float(np.mean(list(record["held_out_accuracy"].values()))) if held_out else accuracy
@@ -293,13 +304,15 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
             state["history"].append(record)
             if score > state["best"]:
                 state["best"], state["stale"] = score, 0
-                state["best_model"] = copy.deepcopy(model.state_dict())
+                state["best_model"] = copy.deepcopy(judged.state_dict())
             else:
                 state["stale"] += 1
             if log:
                 log(record)
-            state["model"], state["optimizer"] = model.state_dict(), optimizer.state_dict()
-            state["probe"] = probe.state_dict() if probe is not None else None
+            # copies: restoring the best weights at the end must not rewrite the state's live weights
+            state["model"], state["optimizer"] = copy.deepcopy(model.state_dict()), optimizer.state_dict()
+            state["probe"] = copy.deepcopy(probe.state_dict()) if probe is not None else None
+            state["averaged"] = copy.deepcopy(averaged.state_dict()) if averaged is not None else None
             if checkpoint_fn:
                 checkpoint_fn(state)
     if state.get("best_model") is not None:
