@@ -181,11 +181,16 @@ def test_held_out_dance_beats_its_slow_motion_copy(trained):
     assert np.mean(wins) >= 0.9, np.mean(wins)
 
 
-def test_training_resumes_from_its_state():
+def small_setup(seed: int):
+    """One short training and one held-out group, and a small untrained R_θ."""
     torch.manual_seed(0)
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     train, held = [make_group(rng, steps=40)], [make_group(rng, steps=40)]
-    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "dropout": 0.0})
+    return train, held, RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "dropout": 0.0})
+
+
+def test_training_resumes_from_its_state():
+    train, held, model = small_setup(3)
     saved = []
     state = train_trex(model, train, held, steps=20, batch=8, eval_every=10, min_len=8, max_len=12,
                        checkpoint_fn=lambda s: saved.append({**s, "history": list(s["history"])}), patience=99)
@@ -247,10 +252,7 @@ def test_noise_probe_learns_which_steps_were_random():
 
 
 def test_weight_averaging_is_what_gets_judged_and_resumed():
-    torch.manual_seed(0)
-    rng = np.random.default_rng(4)
-    train, held = [make_group(rng, steps=40)], [make_group(rng, steps=40)]
-    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "dropout": 0.0})
+    train, held, model = small_setup(4)
     saved = []
     state = train_trex(model, train, held, steps=20, batch=8, eval_every=10, min_len=8, max_len=12, ema=0.9,
                        patience=99, checkpoint_fn=lambda s: saved.append(copy.deepcopy(s)))
