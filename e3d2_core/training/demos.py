@@ -20,8 +20,9 @@ of the train/val shards that the test shard does not use (every bundled song and
 the *held-out* music is the test shard's. Held-out demonstrations only validate R_θ.
 
 Output: ``RUN/demos/<split>_<k>_<music id>.npz`` (atomic), one per song: ``up``/``down`` (B, N) codes, ``eps`` and
-``take`` (B,), ``noisy`` (B, N) which codes were the random ones, decoded ``poses`` (B, 8N, 24, 3) / ``trans`` (B, 8N, 3) at the model fps, ``music`` (N, D) raw
-features, ``music_id``, ``split``; then ``RUN/demos.json`` (the stage's done-marker, written last).
+``take`` (B,), ``noisy`` (B, N) (which steps executed random codes), decoded ``poses`` (B, 8N, 24, 3) / ``trans``
+(B, 8N, 3) at the model fps, ``music`` (N, D) raw features, ``music_id``, ``split``; then ``RUN/demos.json`` (the
+stage's done-marker, written last).
 """
 from __future__ import annotations
 
@@ -170,5 +171,4 @@ def generate_song_demos(vqvae, policy, song: Song, music_mean, music_std, eps_le
     up, down, noisy = noisy_rollout(policy, music.float(), first_up, first_down, eps, generator, temperature)
     poses, trans = vqvae.decode(up.to(device), down.to(device))
     return {"up": up.numpy(), "down": down.numpy(), "noisy": noisy.numpy(), "eps": eps.double().numpy().round(6),
-            "take": take,
-            "poses": poses.cpu().numpy(), "trans": trans.cpu().numpy(), "music": song.music}
+            "take": take, "poses": poses.cpu().numpy(), "trans": trans.cpu().numpy(), "music": song.music}

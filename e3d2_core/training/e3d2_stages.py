@@ -279,8 +279,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     cfg = config.get("reward", {})
     train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
                  "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
-                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0, "ema": 0.0,
-                 **cfg.get("train", {})}
+                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0,
+                 "ema": 0.0, **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
     stages.apply_threads(config)
     torch.manual_seed(seed)
@@ -334,8 +334,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                        reward_l2=float(train_cfg["reward_l2"]), extra_train=extra or None,
                        extra_fraction=float(train_cfg["corrupt_fraction"]),
                        noise_weight=float(train_cfg["noise_probe"]), ema=float(train_cfg["ema"]), seed=seed,
-                       state=state, log=log,
-                       checkpoint_fn=save)
+                       state=state, log=log, checkpoint_fn=save)
     held_real = _real_motions(test_shard, fps)
     accuracy = pairwise_accuracy(model, held_test, eval_len, max_pairs_per_key=None, intervals=1000, seed=seed)
     summary = {
