@@ -196,8 +196,6 @@ def music_at_step_rate(audio, model: RewardModel, kind: str) -> tuple[np.ndarray
 def score_arrays(model: RewardModel, joints: np.ndarray, music: np.ndarray, *,
                  music_seconds: float | None = None) -> Score:
     """Score (T, 24, 3) joints at the model fps against (N, D) step-rate music, over their overlap."""
-    from e3d2_core.models.reward import step_features
-
     fps, per_step = model.config["fps"], model.config["frames_per_step"]
     motion_steps = len(joints) // per_step
     steps = min(motion_steps, len(music))
@@ -210,7 +208,7 @@ def score_arrays(model: RewardModel, joints: np.ndarray, music: np.ndarray, *,
     if abs(motion_seconds - music_seconds) > per_step / fps:
         note = (f"motion is {motion_seconds:.2f} s and music {music_seconds:.2f} s: scored their overlap, "
                 f"the first {steps * per_step / fps:.2f} s")
-    feats = step_features(torch.from_numpy(np.ascontiguousarray(joints[:steps * per_step]))[None], fps, per_step)
+    feats = model.features(torch.from_numpy(np.ascontiguousarray(joints[:steps * per_step]))[None])
     values = model(feats, torch.from_numpy(music[:steps])[None])[0].double().numpy()
     seconds = steps * per_step / fps
     times = (np.arange(steps) + 0.5) * per_step / fps

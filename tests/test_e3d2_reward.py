@@ -267,3 +267,19 @@ def test_weight_averaging_is_what_gets_judged_and_resumed():
     decay = min(0.9, 12 / 21)
     expected = decay * saved[0]["averaged"][name] + (1 - decay) * again["model"][name]
     torch.testing.assert_close(again["averaged"][name], expected)
+
+
+def test_frame_velocities_extend_the_step_features_unpooled():
+    """With ``frame_velocities`` each step also carries its 8 frames' joint velocities in the heading frame: the
+    pooled part is unchanged, the new part averages back to the pooled velocity, and the model reads it."""
+    rng = np.random.default_rng(6)
+    joints = torch.as_tensor(dance(6, 4.0, 0.5, rng).joints())[None]
+    plain = step_features(joints, 60.0)
+    detailed = step_features(joints, 60.0, frame_velocities=True)
+    assert detailed.shape == (1, 6, 203 + 8 * 72)
+    torch.testing.assert_close(detailed[..., :203], plain)
+    frames = detailed[..., 203:].reshape(1, 6, 8, 72)
+    torch.testing.assert_close(frames.mean(2), plain[..., 72:144])   # the step-mean velocities, in the same frame
+    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "frame_velocities": True})
+    assert model.features(joints).shape == detailed.shape
+    assert model.reward_joints(joints, torch.zeros(1, 6, MUSIC_DIM)).shape == (1, 6)

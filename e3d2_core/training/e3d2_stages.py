@@ -120,14 +120,14 @@ def _joints(poses, trans) -> torch.Tensor:
     return forward_kinematics_torch(torch.as_tensor(poses), torch.as_tensor(trans)).float()
 
 
-def build_groups(demos: list[dict], fps: float, frames_per_step: int):
-    """Ranked groups (one per song) split into training and held-out."""
-    from e3d2_core.models.reward import step_features
+def build_groups(demos: list[dict], features):
+    """Ranked groups (one per song) split into training and held-out; ``features`` maps joints (B, T, 24, 3) at
+    the demonstrations' fps to R_θ's step features (``RewardModel.features``)."""
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     train, held = [], []
     for demo in demos:
-        feats = step_features(_joints(demo["poses"], demo["trans"]), fps, frames_per_step)
+        feats = features(_joints(demo["poses"], demo["trans"]))
         noisy = demo.get("noisy")
         trajs = [Trajectory(f, float(e), f"{demo['music_id']}/{float(e)!r}/{i}",
                             None if noisy is None else torch.from_numpy(noisy[i][:len(f)]).float())
@@ -160,11 +160,10 @@ def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
     return select, test
 
 
-def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, frames_per_step: int, seed: int,
+def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, features, seed: int,
                       kinds=None):
-    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3), music (N,D)), one per ``kinds``
-    (default: every kind of :mod:`e3d2_core.training.corrupt`)."""
-    from e3d2_core.models.reward import step_features
+    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3) at ``fps``, music (N,D)), one per
+    ``kinds`` (default: every kind of :mod:`e3d2_core.training.corrupt`)."""
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
@@ -173,8 +172,7 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
     groups = []
     for joints, music in motions:
         versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps) for kind in kinds]
-        feats = [step_features(torch.from_numpy(np.ascontiguousarray(v))[None], fps, frames_per_step)[0]
-                 for v in versions]
+        feats = [features(torch.from_numpy(np.ascontiguousarray(v))[None])[0] for v in versions]
         n = min(len(music), len(feats[0]))
         names, ranks = ("clean",) + kinds, [0.0] + [1.0] * len(kinds)
         groups.append(RankedGroup(torch.from_numpy(music[:n]),
@@ -182,13 +180,12 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
     return groups
 
 
-def real_over_policy_groups(demos: list[dict], shards, fps: float, frames_per_step: int, split: str = "train"):
+def real_over_policy_groups(demos: list[dict], shards, features, split: str = "train"):
     """Real dance (rank 0) vs π_BC's least-noisy takes (rank 1) on the same music and time axis: for each
     demonstration song whose music is a real sequence's (its music id and feature rows match), that dance.
 
     ε-ranked pairs only teach R_θ what makes π_BC's dances worse; these teach it what real dance has that π_BC's
     lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer."""
-    from e3d2_core.models.reward import step_features
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     groups = []
@@ -202,8 +199,8 @@ def real_over_policy_groups(demos: list[dict], shards, fps: float, frames_per_st
         if real is None:
             continue
         best = np.flatnonzero(demo["eps"] == demo["eps"].min())
-        real_feats = step_features(_joints(real.poses, real.trans)[None], fps, frames_per_step)[0][:n]
-        policy_feats = step_features(_joints(demo["poses"][best], demo["trans"][best]), fps, frames_per_step)
+        real_feats = features(_joints(real.poses, real.trans)[None])[0][:n]
+        policy_feats = features(_joints(demo["poses"][best], demo["trans"][best]))
         steps = min(n, len(real_feats))
         trajs = [Trajectory(real_feats[:steps], 0.0, "real")]
         trajs += [Trajectory(f[:steps], 1.0, f"policy/{i}") for i, f in zip(best, policy_feats)]
@@ -214,20 +211,18 @@ def real_over_policy_groups(demos: list[dict], shards, fps: float, frames_per_st
 @torch.no_grad()
 def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None) -> dict:
     """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption."""
-    from e3d2_core.models.reward import step_features
     from e3d2_core.training import corrupt
 
     rng = np.random.default_rng(seed)
     wins = {kind: [] for kind in (kinds or corrupt.KINDS)}
-    per_step = model.config["frames_per_step"]
     for joints, music in motions:
-        clean = step_features(torch.from_numpy(np.ascontiguousarray(joints))[None], fps, per_step)
+        clean = model.features(torch.from_numpy(np.ascontiguousarray(joints))[None], fps)
         n = min(len(music), clean.shape[1])
         m = torch.from_numpy(music[:n])[None]
         r_clean = model(clean[:, :n], m).sum().item()
         for kind in wins:
             for _ in range(repeats):
-                bad = step_features(torch.from_numpy(corrupt.corrupt(joints, kind, rng, fps))[None], fps, per_step)
+                bad = model.features(torch.from_numpy(corrupt.corrupt(joints, kind, rng, fps))[None], fps)
                 wins[kind].append(r_clean > model(bad[:, :n], m).sum().item())
     return {kind: float(np.mean(v)) if v else None for kind, v in wins.items()}
 
@@ -289,8 +284,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     demos = load_demos(run_dir)
     music_dim = demos[0]["music"].shape[1]
     model = RewardModel({**cfg.get("model", {}), "fps": fps, "music_dim": int(music_dim)})
-    per_step = model.config["frames_per_step"]
-    train, held = build_groups(demos, fps, per_step)
+    train, held = build_groups(demos, model.features)
     if not train or not held:
         raise E3D2Error("R_θ needs demonstrations on training and on held-out music", path=run_dir)
     # corrupted pairs: the real training dances, and the least-noisy demonstrations
@@ -301,12 +295,12 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
                   for d in demos if d["split"] != "held_out" for i in np.flatnonzero(d["eps"] == best_eps)[:1]]
     kinds = tuple(train_cfg["corruptions"])
-    extra = corruption_groups(real_train + demo_clean, fps, per_step, seed, kinds) if kinds else []
+    extra = corruption_groups(real_train + demo_clean, fps, model.features, seed, kinds) if kinds else []
     val_shard = stages.load_split(config, "val", required=False)
-    real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), fps, per_step)
+    real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), model.features)
                    if train_cfg["real_pairs"] else [])
     extra += real_groups
-    held_real_pairs = real_over_policy_groups(demos, (test_shard,), fps, per_step, split="held_out")
+    held_real_pairs = real_over_policy_groups(demos, (test_shard,), model.features, split="held_out")
     model.fit_normalisation(torch.cat([t.features for g in train for t in g.trajectories]),
                             torch.cat([g.music for g in train]))
     state_path = work / "state.pt"

@@ -275,12 +275,9 @@ def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) ->
 @torch.no_grad()
 def reward_per_minute(reward_model, joint_list, music_list, rng, resamples: int = 200) -> dict:
     """R_θ's return per minute of each dance on its music: the mean over dances and a bootstrap 95 % interval."""
-    from e3d2_core.models.reward import step_features
-
-    cfg = reward_model.config
     values = []
     for joints, music in zip(joint_list, music_list):
-        feats = step_features(torch.as_tensor(joints)[None], cfg["fps"], cfg["frames_per_step"])
+        feats = reward_model.features(torch.as_tensor(joints)[None])
         n = min(feats.shape[1], len(music))
         total = reward_model(feats[:, :n], torch.as_tensor(music[:n])[None]).sum().item()
         values.append(total / (n * reward_model.step_seconds / 60.0))

@@ -22,7 +22,7 @@ import copy
 import numpy as np
 import torch
 
-from e3d2_core.models.reward import RewardModel, step_features
+from e3d2_core.models.reward import RewardModel
 from e3d2_core.skeleton import forward_kinematics_torch
 from e3d2_core.training.hand_reward import hand_reward
 
@@ -69,7 +69,7 @@ def step_rewards(kind: str, joints: torch.Tensor, raw_music: torch.Tensor, *, re
                  fps: float, beat_column: int | None = None, orientation_weight: float = 1.0) -> torch.Tensor:
     """(B, L) per-step reward of decoded motion: R_θ ("learned") or the hand-designed one ("hand")."""
     if kind == "learned":
-        feats = step_features(joints, fps, reward_model.config["frames_per_step"])
+        feats = reward_model.features(joints, fps)
         return reward_model(feats, raw_music[:, :feats.shape[1]])
     if kind == "hand":
         beats = raw_music[..., beat_column] > 0.5
