@@ -5,6 +5,7 @@ subprocess path is covered in test_addon_serve.py); everything after the generat
 """
 import _thread
 import shutil
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -298,12 +299,16 @@ def test_backend_failures_and_cancel_leave_the_scene_alone(tmp_path):
         # cancel (Ctrl-C in background mode) half-way through a slow generation
 
         def slow(*args, **kwargs):
-            # the interrupt comes at 0.3 s; the long run only leaves room for a loaded machine (CI, 2 cores)
             threading.Timer(0.3, _thread.interrupt_main).start()
-            return procedural_generate(*args, delay=20.0, **kwargs)
+            return procedural_generate(*args, delay=3.0, **kwargs)
 
+        # a suite started in the background inherits SIGINT ignored, and interrupt_main then does nothing
+        sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
         backend.use_backend(backend.InProcessBackend(generate_fn=slow))
-        assert bpy.ops.e3d2.generate_dance() == {"CANCELLED"}
+        try:
+            assert bpy.ops.e3d2.generate_dance() == {"CANCELLED"}
+        finally:
+            signal.signal(signal.SIGINT, sigint)
     finally:
         backend.use_backend(backend.InProcessBackend(generate_fn=procedural_generate, score_fn=speed_score))
     assert _actions_snapshot(obj) == before
