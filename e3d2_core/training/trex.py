@@ -197,25 +197,35 @@ def pairwise_accuracy(model: RewardModel, groups: list[RankedGroup], length: int
         if not intervals:
             result[key] = accuracy
             continue
-        better = sorted({p[0] for p in pairs})
-        worse = sorted({p[1] for p in pairs})
-        row = {t: i for i, t in enumerate(better)}
-        col = {t: i for i, t in enumerate(worse)}
-        hits = np.zeros((len(better), len(worse)))
-        count = np.zeros_like(hits)
-        for p, c in zip(pairs, correct):
-            hits[row[p[0]], col[p[1]]] += c
-            count[row[p[0]], col[p[1]]] += 1
-        samples = []
-        for _ in range(intervals):
-            ib, iw = rng.integers(len(better), size=len(better)), rng.integers(len(worse), size=len(worse))
-            n = count[np.ix_(ib, iw)].sum()
-            if n:
-                samples.append(hits[np.ix_(ib, iw)].sum() / n)
-        low, high = np.percentile(samples, [2.5, 97.5]) if samples else (accuracy, accuracy)
-        result[key] = {"accuracy": accuracy, "low": float(low), "high": float(high)}
+        low, high = _take_bootstrap([(p[0], p[1]) for p in pairs], correct, intervals, rng)
+        result[key] = {"accuracy": accuracy, "low": low, "high": high}
     model.train(was_training)
     return result
+
+
+def _take_bootstrap(takes: list[tuple], correct: np.ndarray, resamples: int,
+                    rng: np.random.Generator) -> tuple[float, float]:
+    """95 % interval of the accuracy of pairs (better take, worse take) -> correct, resampling the takes of each
+    side with replacement (a take drawn twice counts its pairs twice)."""
+    better = sorted({b for b, _ in takes})
+    worse = sorted({w for _, w in takes})
+    row = {t: i for i, t in enumerate(better)}
+    col = {t: i for i, t in enumerate(worse)}
+    hits = np.zeros((len(better), len(worse)))
+    count = np.zeros_like(hits)
+    for (b, w), c in zip(takes, correct):
+        hits[row[b], col[w]] += c
+        count[row[b], col[w]] += 1
+    samples = []
+    for _ in range(resamples):
+        ib, iw = rng.integers(len(better), size=len(better)), rng.integers(len(worse), size=len(worse))
+        n = count[np.ix_(ib, iw)].sum()
+        if n:
+            samples.append(hits[np.ix_(ib, iw)].sum() / n)
+    if not samples:
+        return float(correct.mean()), float(correct.mean())
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
 
 
 @torch.no_grad()
