@@ -55,7 +55,7 @@ def dance(steps: int, beat_period_steps: float, eps: float, rng: np.random.Gener
     return (motion, noisy) if return_noise else motion
 
 
-def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, name: str):
+def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, name: str, device: str = "cpu"):
     """A whole E3D2 pipeline (vqvae -> ... -> bundle) in seconds on procedural shards; returns (config, run_dir).
 
     ``exact_beats`` stores 60-fps music beats in the shards (the code-rate beats moved 3 frames into their step,
@@ -83,7 +83,7 @@ def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, na
                            split=split, note=f"procedural {split} data, made in the test")
     train = {"optimizer": {"kind": "adam", "lr": 1e-3}, "checkpoint_every": 50, "log_every": 5,
              "precision": "fp32"}
-    config = {"name": name, "seed": 0, "device": "cpu", "fps": fps, "data": {"dir": str(data)},
+    config = {"name": name, "seed": 0, "device": device, "fps": fps, "data": {"dir": str(data)},
               "music": {"kind": "compact", "fps": music_fps, "normalize": True},
               "vqvae": {"model": {"codebook_size": 16, "code_dim": 16, "width": 16, "depth": 1},
                         "data": {"window": 64, "stride": 32}, "train": {**train, "batch_size": 4, "steps": 6}},
@@ -95,7 +95,7 @@ def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, na
               "rl": {"songs": 1, "takes": 3, "window": 16, "eval_steps": 32, "checkpoint_every": 1, **rl},
               "report": {"resamples": 20}}
     run_dir = root / "run"
-    options = stages.StageOptions(progress=False, device="cpu")
+    options = stages.StageOptions(progress=False, device=device)
     for stage in ("vqvae", "bc", "demos", "reward", "rl", "rl_hand", "report", "bundle"):
         stages.run_stage(stage, config, run_dir, options)
     return config, run_dir

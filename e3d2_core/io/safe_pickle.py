@@ -58,7 +58,7 @@ def load_pickled_npy(path) -> object:
     with open(path, "rb") as handle:
         try:
             version = np.lib.format.read_magic(handle)
-            shape, _, dtype = np.lib.format._read_array_header(handle, version)
+            shape, _, dtype = _read_header(handle, version)
         except (ValueError, EOFError, OSError) as err:
             raise E3D2Error(f"not a .npy file ({err})", path=path) from None
         if not dtype.hasobject:
@@ -68,6 +68,16 @@ def load_pickled_npy(path) -> object:
     if isinstance(value, np.ndarray) and value.dtype.hasobject and value.shape == () and shape == ():
         return value.item()
     return value
+
+
+def _read_header(handle, version):
+    """(shape, fortran_order, dtype) of a .npy header, through numpy's public readers (its private one is gone in
+    numpy 2)."""
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(handle)
+    raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here; re-save it with np.save")
 
 
 def _unpickle(handle, path: Path):

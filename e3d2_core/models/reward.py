@@ -38,6 +38,7 @@ DEFAULT_CONFIG = {
     "dropout": 0.1,
     "ensemble": 1,
     "frame_velocities": False,   # also feed each step's per-frame joint velocities (frames_per_step x 72 numbers)
+    "frame_encoder": 0,          # > 0 (needs frame_velocities): width of a per-frame encoder max/mean-pooled per step
 }
 
 
@@ -121,6 +122,28 @@ class CausalConvBlock(nn.Module):
         return x + self.drop(self.proj(F.gelu(h)))
 
 
+class FrameEncoder(nn.Module):
+    """Reads a step's per-frame joint velocities and their frame-to-frame changes with one shared MLP, then pools
+    over the step's frames by max and mean.
+
+    Why: a random code's seam is a jolt in one or two frames. A linear layer over the flattened frames weighs each
+    frame position separately and cannot say "a jolt anywhere in the step"; a shared nonlinearity with max pooling
+    can.
+    """
+
+    def __init__(self, frames_per_step: int, width: int, out: int):
+        super().__init__()
+        self.frames = frames_per_step
+        self.mlp = nn.Sequential(nn.Linear(2 * 72, width), nn.GELU(), nn.Linear(width, width))
+        self.out = nn.Linear(2 * width, out)
+
+    def forward(self, frame_vel):  # (B, N, frames*72) z-scored -> (B, N, out)
+        v = frame_vel.unflatten(-1, (self.frames, 72))
+        change = torch.cat([torch.zeros_like(v[..., :1, :]), v[..., 1:, :] - v[..., :-1, :]], -2)
+        h = self.mlp(torch.cat([v, change], -1))                               # (B, N, frames, width)
+        return self.out(torch.cat([h.amax(-2), h.mean(-2)], -1))
+
+
 class RewardMember(nn.Module):
     """One ensemble member: motion + music per step -> one scalar per step."""
 
@@ -128,6 +151,12 @@ class RewardMember(nn.Module):
         super().__init__()
         width = config["hidden"]
         self.motion_in = nn.Linear(motion_dim(config["frames_per_step"], config["frame_velocities"]), width)
+        self.frame_encoder = None
+        if config.get("frame_encoder", 0):
+            if not config["frame_velocities"]:
+                raise ValueError("reward model: frame_encoder needs frame_velocities: true")
+            self.frame_encoder = FrameEncoder(config["frames_per_step"], config["frame_encoder"], width)
+            self.frame_dims = config["frames_per_step"] * 72
         self.music_in = nn.Linear(config["music_dim"], width)
         self.blocks = nn.ModuleList(CausalConvBlock(width, config["kernel"], 2 ** i, config["dropout"])
                                     for i in range(config["layers"]))
@@ -136,6 +165,8 @@ class RewardMember(nn.Module):
 
     def hidden(self, motion, music):  # (B,N,Dm), (B,N,Da) -> (B,N,W): what the reward head reads
         x = self.motion_in(motion) + self.music_in(music)
+        if self.frame_encoder is not None:  # the per-frame velocities are the last block of the step features
+            x = x + self.frame_encoder(motion[..., -self.frame_dims:])
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

@@ -321,6 +321,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     eval_len = min(eval_len, min(g.steps for g in held))     # short held-out songs (tiny test data)
     short_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
     held_select, held_test = split_takes(held)
+    model.to(stages.stage_device(config, options))     # trains on the GPU when there is one; judged on the CPU below
     state = train_trex(model, train, held_select, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
@@ -329,6 +330,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                        extra_fraction=float(train_cfg["corrupt_fraction"]),
                        noise_weight=float(train_cfg["noise_probe"]), ema=float(train_cfg["ema"]), seed=seed,
                        state=state, log=log, checkpoint_fn=save)
+    model.cpu()
     held_real = _real_motions(test_shard, fps)
     accuracy = pairwise_accuracy(model, held_test, eval_len, max_pairs_per_key=None, intervals=1000, seed=seed)
     summary = {

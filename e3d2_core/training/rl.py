@@ -96,7 +96,11 @@ def discounted_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def ppo_update(policy, reference, optimizer, music, up, down, old_logp, advantages, cfg) -> dict:
-    """``ppo_epochs`` clipped-surrogate steps with the exact KL(π || π_BC) penalty; returns logs."""
+    """``ppo_epochs`` clipped-surrogate steps with the exact KL(π || π_BC) penalty; returns logs.
+
+    Rollouts are kept on the CPU (sampling and rewards run there); the update runs on the policy's device."""
+    device = next(policy.parameters()).device
+    music, up, down, old_logp, advantages = (t.to(device) for t in (music, up, down, old_logp, advantages))
     with torch.no_grad():
         _, ref_u, ref_d = sequence_logp(reference, music, up, down, cfg["temperature"])
     logs = {}

@@ -63,16 +63,20 @@ def _window(group: RankedGroup, traj: Trajectory, start: int, length: int, conte
     return traj.features[lo:start + length], group.music[lo:start + length], start - lo
 
 
-def _stack_windows(items) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack_windows(items, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (B, W, Dm), music (B, W, Da)) of (features, music, offset) windows of different left context,
-    left-padded by repeating their first step (callers read only the last steps)."""
+    left-padded by repeating their first step (callers read only the last steps), on ``device``."""
     width = max(len(f) for f, _, _ in items)
     feats, music = [], []
     for f, m, _ in items:
         pad = width - len(f)
         feats.append(torch.cat([f[:1].expand(pad, -1), f]) if pad else f)
         music.append(torch.cat([m[:1].expand(pad, -1), m]) if pad else m)
-    return torch.stack(feats), torch.stack(music)
+    return torch.stack(feats).to(device), torch.stack(music).to(device)
+
+
+def _device(model: RewardModel) -> torch.device:
+    return model.motion_mean.device
 
 
 def snippet_returns(model: RewardModel, items, length: int, *, members: bool = False) -> torch.Tensor:
@@ -81,7 +85,7 @@ def snippet_returns(model: RewardModel, items, length: int, *, members: bool = F
     Windows of one call may differ in left context; the left padding is excluded from the sum.
     Returns (B,) or (E, B) with ``members``.
     """
-    rewards = model.member_rewards(*_stack_windows(items))  # (E, B, W)
+    rewards = model.member_rewards(*_stack_windows(items, _device(model)))  # (E, B, W)
     returns = rewards[..., -length:].sum(-1)
     return returns if members else returns.mean(0)
 
@@ -97,7 +101,8 @@ class NoiseProbe(nn.Module):
     def loss(self, model: RewardModel, items, labels: torch.Tensor, length: int):
         """Binary cross-entropy summed over members on the last ``length`` steps of each window (labels (B, L)),
         and the ensemble's per-step accuracy."""
-        hidden = model.member_hidden(*_stack_windows(items))[..., -length:, :]    # (E, B, L, W)
+        hidden = model.member_hidden(*_stack_windows(items, _device(model)))[..., -length:, :]    # (E, B, L, W)
+        labels = labels.to(hidden.device)
         logits = torch.stack([head(h).squeeze(-1) for head, h in zip(self.heads, hidden)])
         loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
         accuracy = ((logits.mean(0) > 0) == (labels > 0.5)).float().mean().item()
@@ -192,7 +197,7 @@ def pairwise_accuracy(model: RewardModel, groups: list[RankedGroup], length: int
             chunk = pairs[i:i + batch]
             rb = snippet_returns(model, [p[2] for p in chunk], length)
             rw = snippet_returns(model, [p[3] for p in chunk], length)
-            correct[i:i + len(chunk)] = (rb > rw).numpy()
+            correct[i:i + len(chunk)] = (rb > rw).cpu().numpy()
         accuracy = float(correct.mean())
         if not intervals:
             result[key] = accuracy
@@ -237,8 +242,8 @@ def return_per_minute(model: RewardModel, groups: list[RankedGroup]) -> dict[str
     values: dict[float, list] = {}
     for group in groups:
         n = group.steps
-        feats = torch.stack([t.features[:n] for t in group.trajectories])
-        music = group.music[:n].expand(len(feats), -1, -1)
+        feats = torch.stack([t.features[:n] for t in group.trajectories]).to(_device(model))
+        music = group.music[:n].expand(len(feats), -1, -1).to(feats.device)
         totals = model(feats, music).sum(-1) / (n * minutes_per_step)
         for t, total in zip(group.trajectories, totals.tolist()):
             values.setdefault(t.rank, []).append(total)
@@ -252,7 +257,8 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
                patience: int = 5, reward_l2: float = 1e-3, extra_train: list[RankedGroup] | None = None,
                extra_fraction: float = 0.25, noise_weight: float = 0.0, ema: float = 0.0, seed: int = 0,
                state: dict | None = None, log=None, checkpoint_fn=None) -> dict:
-    """Train ``model`` in place with early stopping on held-out mean pairwise accuracy; restore the best weights.
+    """Train ``model`` in place, on the device it is on, with early stopping on held-out mean pairwise accuracy;
+    restore the best weights.
 
     ``extra_train`` (e.g. clean vs corrupted motion groups) supplies ``extra_fraction`` of every batch.
     ``noise_weight`` > 0 adds the :class:`NoiseProbe` loss on ``batch // 2`` windows per step of the training
@@ -265,6 +271,8 @@ def train_trex(model: RewardModel, train: list[RankedGroup], held_out: list[Rank
     rng = np.random.default_rng(seed)
     noise_pool = [(g, t) for g in train if g.steps >= max_len for t in g.trajectories if t.noise is not None]
     probe = NoiseProbe(len(model.members), model.config["hidden"]) if noise_weight and noise_pool else None
+    if probe is not None:
+        probe.to(_device(model))
     parameters = list(model.parameters()) + (list(probe.parameters()) if probe else [])
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     eval_len = eval_len or (min_len + max_len) // 2
