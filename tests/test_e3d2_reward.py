@@ -283,3 +283,27 @@ def test_frame_velocities_extend_the_step_features_unpooled():
     model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "frame_velocities": True})
     assert model.features(joints).shape == detailed.shape
     assert model.reward_joints(joints, torch.zeros(1, 6, MUSIC_DIM)).shape == (1, 6)
+
+
+def test_frame_encoder_reads_each_steps_frames_causally_and_needs_frame_velocities():
+    """``frame_encoder`` adds a per-frame encoder over each step's frame velocities: a jolt in one frame of step 3
+    changes the reward from step 3 on, never before it; without frame velocities there is nothing to encode."""
+    with pytest.raises(ValueError, match="frame_encoder needs frame_velocities"):
+        RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "frame_encoder": 8})
+    torch.manual_seed(0)
+    model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "frame_velocities": True,
+                         "frame_encoder": 8}).eval()
+    rng = np.random.default_rng(7)
+    feats = step_features(torch.as_tensor(dance(6, 4.0, 0.5, rng).joints())[None], 60.0, frame_velocities=True)
+    music = torch.zeros(1, 6, MUSIC_DIM)
+    jolted = feats.clone()
+    jolted[0, 3, 203 + 5 * 72:203 + 6 * 72] += 3.0          # frame 5 of step 3: every joint jumps
+    with torch.no_grad():
+        before, after = model(feats, music), model(jolted, music)
+        encoded = model.members[0].frame_encoder(feats[..., 203:])
+    assert encoded.shape == (1, 6, 16)
+    torch.testing.assert_close(after[:, :3], before[:, :3])
+    assert not torch.allclose(after[:, 3], before[:, 3])
+    # checkpoints from before the option (no key in their config) still build the plain model
+    plain = RewardModel({k: v for k, v in model.config.items() if k != "frame_encoder"})
+    assert plain.members[0].frame_encoder is None and plain.config["frame_encoder"] == 0

@@ -250,6 +250,8 @@ def parameter_count(model: nn.Module) -> int:
 def describe(config: dict) -> str:
     cfg = {**DEFAULT_CONFIG, **config}
     context = 1 + (cfg["kernel"] - 1) * (2 ** cfg["layers"] - 1)
-    return (f"R_θ: causal dilated conv, {cfg['layers']} layers x {cfg['hidden']} wide, ensemble {cfg['ensemble']}, "
-            f"context {context} steps ({context * cfg['frames_per_step'] / cfg['fps']:.2f} s), "
+    frames = (f", per-frame encoder {cfg['frame_encoder']} wide" if cfg["frame_encoder"] else
+              ", per-frame velocities" if cfg["frame_velocities"] else "")
+    return (f"R_θ: causal dilated conv, {cfg['layers']} layers x {cfg['hidden']} wide{frames}, "
+            f"ensemble {cfg['ensemble']}, context {context} steps ({context * cfg['frames_per_step'] / cfg['fps']:.2f} s), "
             f"music {cfg['music_dim']}-d")
