@@ -42,7 +42,8 @@ def shortened(config: dict, data: Path, steps: int) -> dict:
     config["demos"] = {**config.get("demos", {}), "takes": 2, "held_out_takes": 4, "max_steps": 64}
     config["reward"]["train"] = {**config["reward"].get("train", {}), "steps": steps, "eval_every": steps,
                                  "max_len": 16, "min_len": 8}
-    config["rl"] = {**config.get("rl", {}), "iterations": 3, "window": 32,      # the loop is 52 code steps "eval_every": 3, "eval_steps": 64,
+    # window 32: the bench's loop is 52 code steps long
+    config["rl"] = {**config.get("rl", {}), "iterations": 3, "window": 32, "eval_every": 3, "eval_steps": 64,
                     "checkpoint_every": 3, "snapshot_steps": []}
     config["report"] = {**config.get("report", {}), "samples": 2, "resamples": 50}
     return config

@@ -253,5 +253,6 @@ def describe(config: dict) -> str:
     frames = (f", per-frame encoder {cfg['frame_encoder']} wide" if cfg["frame_encoder"] else
               ", per-frame velocities" if cfg["frame_velocities"] else "")
     return (f"R_θ: causal dilated conv, {cfg['layers']} layers x {cfg['hidden']} wide{frames}, "
-            f"ensemble {cfg['ensemble']}, context {context} steps ({context * cfg['frames_per_step'] / cfg['fps']:.2f} s), "
+            f"ensemble {cfg['ensemble']}, context {context} steps "
+            f"({context * cfg['frames_per_step'] / cfg['fps']:.2f} s), "
             f"music {cfg['music_dim']}-d")
