@@ -302,6 +302,13 @@ def test_frame_encoder_reads_each_steps_frames_causally_and_needs_frame_velociti
         before, after = model(feats, music), model(jolted, music)
         encoded = model.members[0].frame_encoder(feats[..., 203:])
     assert encoded.shape == (1, 6, 16)
+    seam = feats.clone()
+    seam[0, 2, 203 + 7 * 72:203 + 8 * 72] += 3.0            # the last frame of step 2: step 3 sees the jump into it
+    with torch.no_grad():
+        across = model.members[0].frame_encoder(seam[..., 203:])
+    torch.testing.assert_close(across[:, :2], encoded[:, :2])
+    assert not torch.allclose(across[:, 3], encoded[:, 3]) and not torch.allclose(across[:, 2], encoded[:, 2])
+    torch.testing.assert_close(across[:, 4:], encoded[:, 4:])
     torch.testing.assert_close(after[:, :3], before[:, :3])
     assert not torch.allclose(after[:, 3], before[:, 3])
     # checkpoints from before the option (no key in their config) still build the plain model

@@ -123,8 +123,8 @@ class CausalConvBlock(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """Reads a step's per-frame joint velocities and their frame-to-frame changes with one shared MLP, then pools
-    over the step's frames by max and mean.
+    """Reads a step's per-frame joint velocities and their frame-to-frame changes (across the boundary with the
+    step before, too) with one shared MLP, then pools over the step's frames by max and mean.
 
     Why: a random code's seam is a jolt in one or two frames. A linear layer over the flattened frames weighs each
     frame position separately and cannot say "a jolt anywhere in the step"; a shared nonlinearity with max pooling
@@ -138,8 +138,11 @@ class FrameEncoder(nn.Module):
         self.out = nn.Linear(2 * width, out)
 
     def forward(self, frame_vel):  # (B, N, frames*72) z-scored -> (B, N, out)
-        v = frame_vel.unflatten(-1, (self.frames, 72))
-        change = torch.cat([torch.zeros_like(v[..., :1, :]), v[..., 1:, :] - v[..., :-1, :]], -2)
+        v = frame_vel.unflatten(-1, (self.frames, 72))                        # (B, N, frames, 72)
+        # a code seam sits at the step boundary: the first frame's change is taken from the previous step's last
+        # frame (the first step has none and repeats its own first frame)
+        last_before = torch.cat([v[:, :1, :1], v[:, :-1, -1:]], 1)
+        change = v - torch.cat([last_before, v[..., :-1, :]], -2)
         h = self.mlp(torch.cat([v, change], -1))                               # (B, N, frames, width)
         return self.out(torch.cat([h.amax(-2), h.mean(-2)], -1))
 
