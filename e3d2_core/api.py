@@ -31,9 +31,12 @@ def _load_motion(seed_motion):
     raise E3D2Error(f"seed_motion must be a Motion or a .npz path, got {type(seed_motion).__name__}")
 
 
+BEAT_LOCK_DEFAULT = 1.0      # the product's beat lock (CLI, add-on, API); the paper's tables use the raw model
+
+
 def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=None, seed_motion=None,
              checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
-             beat_offset=None, precision="auto", policy="auto", pick="all"):
+             beat_offset=None, precision="auto", policy="auto", pick="all", beat_lock=None):
     """Dance to a song.
 
     Args:
@@ -55,6 +58,9 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
         bpm, beat_offset: override the tracked tempo (beats per minute) and first beat (seconds).
         precision: "auto" (bf16 where native, else fp32), "fp32", "bf16", or "int8" (CPU).
         policy: "auto" (π_RL when the bundle has it, else π_BC), "rl" or "bc".
+        beat_lock: 0-1, how far a smooth time warp moves the dance's kinematic beats onto the music's beats
+            (:mod:`e3d2_core.beat_lock`); None: the product default ``BEAT_LOCK_DEFAULT``; 0: the raw model's
+            dance (as the paper's tables measure it). What it did is in ``meta["beat_lock"]``.
         pick: "all" returns every take; "best" scores the takes with the bundle's reward model R_θ and returns
             only the highest-scoring one (its score in ``meta["reward_total"]``).
     Returns:
@@ -87,6 +93,9 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
         raise E3D2Error(f"pick must be 'all' or 'best', got {pick!r}")
     if seconds is not None and (not isinstance(seconds, (int, float)) or not seconds > 0):
         raise E3D2Error(f"seconds must be a positive number, got {seconds!r}")
+    beat_lock = BEAT_LOCK_DEFAULT if beat_lock is None else beat_lock
+    if not isinstance(beat_lock, (int, float)) or not (0.0 <= beat_lock <= 1.0):
+        raise E3D2Error(f"beat_lock must be a number from 0 to 1, got {beat_lock!r}")
     torch_device = gen.resolve_device(device)
     chosen_precision = gen.resolve_precision(precision, torch_device)
 
@@ -131,6 +140,9 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
     motions = gen.generate_motions(vqvae, runner, music, takes=takes, seed=seed, temperature=float(temperature),
                                    top_k=top_k, seed_motion=seed_motion, in_place=in_place,
                                    progress=lambda f, m: report(0.05 + 0.95 * f, m), cancel=cancel, meta=meta)
+    if beat_lock > 0:
+        report(0.96, "locking the dance to the beat")
+        motions = _lock_to_beats(motions, audio, float(beat_lock), bpm, beat_offset)
     if pick == "best":
         report(0.97, "scoring the takes")
         totals = [score(motion, audio, checkpoint=checkpoint_path).total for motion in motions]
@@ -139,6 +151,24 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
         motions[0].meta.update(reward_total=float(totals[best]), reward_totals=[float(t) for t in totals])
     report(1.0, "done")
     return motions[0] if len(motions) == 1 else motions
+
+
+def _lock_to_beats(motions, audio, strength: float, bpm, beat_offset):
+    """Every take beat-locked to the song's beats at the motion rate (the beats BAS reads, or the override's
+    grid); a song without beats leaves the takes raw, with one warning."""
+    import warnings
+
+    from e3d2_core import audio as audio_mod
+    from e3d2_core.beat_lock import BeatLockWarning, beat_lock
+
+    fps = motions[0].fps
+    beats = audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BeatLockWarning)
+        locked = [beat_lock(m, beats / fps, strength=strength) for m in motions]
+    for message in {str(w.message) for w in caught if issubclass(w.category, BeatLockWarning)}:
+        warnings.warn(message, BeatLockWarning, stacklevel=3)
+    return locked
 
 
 def _policy_part(bundle: dict, policy: str, path) -> str:

@@ -21,7 +21,11 @@ Feature sets (``kind``)
         nearly constant over a song; a small model needs timbre (MFCC), harmony (chroma), accents (onset) and,
         above all, *where in the beat* a frame is -- the one-hot only marks beat frames, the phase tells every
         frame how far it is from the next beat. RMS adds absolute loudness (MFCC 0 is relative to the song's
-        loudest frame). Both kinds share the same beats, so ``beat_frames`` never depends on ``kind``.
+        loudest frame). Both kinds share the same beats, so ``beat_frames`` never depends on ``kind`` -- except below
+        60 fps (the 7.5-Hz code rate), where the compact set's beat one-hot, phase, ``beat_frames`` and tempo come
+        from the beats tracked at 60 fps (the beats BAS reads; a 7.5-Hz onset envelope tracks other beats, often
+        another tempo), with the phase computed from the exact beat times. The Bailando set keeps its own
+        code-rate beats, as Bailando's extractor makes them.
 
 Beats
     ``beat_frames`` are librosa ``beat_track(onset_envelope=...)`` on the *whole* percussive onset envelope (SPEC §2
@@ -63,7 +67,8 @@ KINDS = ("bailando", "compact")
 DIMS = {"bailando": 438, "compact": 37}
 BEAT_COLUMN = {"bailando": 53, "compact": 33}
 ONSET_COLUMN = {"bailando": 52, "compact": 32}
-FEATURE_VERSION = 1           # bump when any feature changes: old cache entries are then ignored
+FEATURE_VERSION = 2           # bump when any feature changes: old cache entries are then ignored
+BEAT_FPS = 60.0               # compact features below this rate take their beat columns from beats tracked here
 CHUNK_SECONDS = 30.0          # length of one chunk of frame-local work
 MIN_FPS, MAX_FPS = 5.0, 120.0
 MIN_FRAMES = 4                # fewer feature frames break Δ (width 3) and the CQT
@@ -363,6 +368,7 @@ def _assemble(kind: str, parts: dict, onset: np.ndarray, beats: np.ndarray, sr: 
 
 
 def _write_phase(features: np.ndarray, beats: np.ndarray, total: int) -> None:
+    """Beat-phase columns from beat positions in frames (fractional positions allowed: exact beat times)."""
     phase = beat_phase(beats[beats < total], total)
     if np.isnan(phase).any():           # fewer than two beats: no phase information, both columns 0
         features[:, 34:36] = 0.0
@@ -436,8 +442,24 @@ def _apply_override(result: MusicFeatures, bpm, beat_offset) -> MusicFeatures:
     features[:, column] = 0.0
     features[beats, column] = 1.0
     if result.kind == "compact":
-        _write_phase(features, beats, len(features))
+        period = 60.0 / float(bpm) * result.fps                 # the grid's exact positions, not rounded frames
+        offset = float(beat_offset or 0.0) * result.fps
+        positions = offset + np.arange(math.ceil(-offset / period - 1e-9), len(features) / period + 1) * period
+        _write_phase(features, positions[(positions >= 0) & (positions < len(features))], len(features))
     return MusicFeatures(features, beats, float(bpm), result.fps, result.kind, result.duration, result.audio_hash)
+
+
+def _beats_from_motion_rate(result: MusicFeatures, beats_high: np.ndarray, high_fps: float,
+                            tempo: float) -> MusicFeatures:
+    """Compact features at a low (code) rate with beat columns taken from beats tracked at ``high_fps``.
+
+    Why: tracking beats on a 7.5-Hz onset envelope finds other beats (often another tempo) than the motion-rate
+    tracker that BAS reads; the policy must see the beats its dance is judged against. The one-hot marks the
+    frame nearest each beat; the phase is exact (fractional beat positions).
+    """
+    rebeat = _with_beat_times(result, np.asarray(beats_high, np.float64) / high_fps)
+    return MusicFeatures(rebeat.features, rebeat.beat_frames, tempo, result.fps, result.kind, result.duration,
+                         result.audio_hash)
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -484,17 +506,33 @@ def _write_cache(path: Path | None, result: MusicFeatures) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- public API
-def extract_features(audio, *, fps=60.0, kind="bailando", bpm=None, beat_offset=None, cache=True,
-                     max_seconds=MAX_SECONDS) -> MusicFeatures:
+def extract_features(audio, *, fps=60.0, kind="bailando", bpm=None, beat_offset=None, beat_times=None,
+                     cache=True, max_seconds=MAX_SECONDS) -> MusicFeatures:
     """Music features of the audio file ``audio`` at ``fps`` frames per second (see the module docstring).
 
     ``kind``: "bailando" (438-d, SPEC §2; column 53 = beat one-hot) or "compact" (37-d; column 33 = beat).
-    ``bpm``/``beat_offset`` (seconds, default 0) replace the tracked beats by a steady grid. ``cache``: read and
-    write the per-user feature cache. Raises :class:`E3D2Error` for bad files or parameters.
+    ``bpm``/``beat_offset`` (seconds, default 0) replace the tracked beats by a steady grid; ``beat_times`` (K,)
+    seconds replace them by known beats (e.g. a MIDI tempo map's quarter notes). ``cache``: read and write the
+    per-user feature cache. Raises :class:`E3D2Error` for bad files or parameters.
     """
     _validate_request(fps, kind, bpm, beat_offset)
+    if bpm is not None and beat_times is not None:
+        raise E3D2Error("give either bpm (a steady grid) or beat_times (known beats), not both")
     fps = float(fps)
     path = _check_file(audio)
+    result = _tracked_features(path, fps, kind, cache, max_seconds)
+    if bpm is not None:
+        return _apply_override(result, bpm, beat_offset)
+    if beat_times is not None:
+        return _with_beat_times(result, beat_times)
+    if kind == "compact" and fps < BEAT_FPS:
+        high = _tracked_features(path, BEAT_FPS, "compact", cache, max_seconds)
+        return _beats_from_motion_rate(result, high.beat_frames, BEAT_FPS, high.tempo)
+    return result
+
+
+def _tracked_features(path: Path, fps: float, kind: str, cache: bool, max_seconds: float) -> MusicFeatures:
+    """Features with the beat columns of librosa's tracker at ``fps`` itself (cached)."""
     duration = audio_duration(path, max_seconds=max_seconds)   # cheap header checks before hashing/decoding
     if num_frames(duration, fps) < MIN_FRAMES:
         raise E3D2Error(f"audio is only {duration:.3f} s long; at least {MIN_FRAMES / fps:.3g} s is needed at "
@@ -509,9 +547,26 @@ def extract_features(audio, *, fps=60.0, kind="bailando", bpm=None, beat_offset=
         result = MusicFeatures(features, beats, tempo, fps, kind, duration, audio_hash)
         if cache:
             _write_cache(cache_file, result)
-    if bpm is not None:
-        result = _apply_override(result, bpm, beat_offset)
     return result
+
+
+def _with_beat_times(result: MusicFeatures, beat_times) -> MusicFeatures:
+    """``result`` with its beat columns (one-hot, and the compact phase) from known beat times in seconds."""
+    times = np.asarray(beat_times, dtype=np.float64).reshape(-1)
+    if not np.isfinite(times).all() or (np.diff(times) <= 0).any():
+        raise E3D2Error("beat_times must be finite, strictly increasing seconds")
+    positions = times[(times >= 0) & (times < result.duration)] * result.fps
+    total = len(result.features)
+    frames = np.unique(np.clip(np.round(positions).astype(np.int64), 0, total - 1)) if len(positions) else \
+        np.zeros(0, np.int64)
+    features = result.features.copy()
+    column = BEAT_COLUMN[result.kind]
+    features[:, column] = 0.0
+    features[frames, column] = 1.0
+    if result.kind == "compact":
+        _write_phase(features, positions, total)
+    tempo = 60.0 / float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    return MusicFeatures(features, frames, tempo, result.fps, result.kind, result.duration, result.audio_hash)
 
 
 def music_beats(audio, *, fps=60.0) -> np.ndarray:

@@ -96,7 +96,9 @@ def test_reward_stage_outputs(run):
     history = json.loads((run_dir / "reward" / "history.json").read_text())
     assert history and "held_out_accuracy" in history[0] and "train_accuracy" in history[0]
     # every corruption kind is checked on the held-out real dance, and real dance was ranked over π_BC's
-    assert set(summary["robustness_held_out_real"]) == {"noise", "shuffle", "slow", "loop"}
+    robust = summary["robustness_held_out_real"]
+    assert set(robust) == {"noise", "shuffle", "slow", "loop", "offbeat"}
+    assert robust["offbeat"] is not None and 0.0 <= robust["offbeat"] <= 1.0   # the held-out loop has beats
     assert summary["corruption_pairs"]["real_over_policy_songs"] > 0
     assert 0.0 <= summary["real_over_policy_held_out"] <= 1.0
 

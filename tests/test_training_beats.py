@@ -78,8 +78,8 @@ def bundled(tmp_path_factory):
     old = os.environ.get("E3D2_CACHE")
     os.environ["E3D2_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     try:
-        prepare_bundled.prepare(out, held_out="loop_breakbeat", songs={"loop_amen_full"},
-                                clips={"cmu_60_01", "cmu_60_13", "cmu_60_14"}, max_clip_seconds=8, min_song=15,
+        prepare_bundled.prepare(out, held_out="loop_breakbeat", songs={"loop_industrial"},
+                                clips={"cmu_60_03", "cmu_60_13", "cmu_60_14"}, max_clip_seconds=16, min_song=15,
                                 songs_per_clip=1, progress=False)
         yield out
     finally:

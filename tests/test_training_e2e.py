@@ -23,7 +23,7 @@ from training import prepare_bundled  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "training" / "configs" / "micro.yaml"
-CLIPS = {"cmu_60_01", "cmu_61_01", "aist_gBR_sBM_cAll_d04_mBR0_ch02_slice0", "cmu_60_13", "cmu_60_14"}
+CLIPS = {"cmu_60_03", "cmu_61_03", "aist_gBR_sBM_cAll_d04_mBR0_ch02_slice0", "cmu_60_13", "cmu_60_14"}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def bundled(tmp_path_factory):
     old = os.environ.get("E3D2_CACHE")
     os.environ["E3D2_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     try:   # short loops keep the feature extraction quick; the default recipe holds out Vibe Ace
-        report = prepare_bundled.prepare(out, held_out="loop_breakbeat", songs={"loop_amen_full"}, clips=CLIPS,
-                                         max_clip_seconds=12, min_song=15, songs_per_clip=1, progress=False)
+        report = prepare_bundled.prepare(out, held_out="loop_breakbeat", songs={"loop_industrial", "loop_compus"}, clips=CLIPS,
+                                         max_clip_seconds=20, min_song=15, songs_per_clip=1, progress=False)
     finally:
         if old is None:
             os.environ.pop("E3D2_CACHE")
@@ -48,7 +48,7 @@ def test_bundled_recipe_splits_by_trial_and_aligns_beats(bundled):
     out, report = bundled
     train, val, test = (load_shard(out / f"{s}.npz") for s in ("train", "val", "test"))
     clip = lambda seq: seq.name.split("@")[0].removesuffix("_mirror")   # noqa: E731
-    assert {clip(s) for s in train.sequences} <= {"cmu_60_01", "cmu_61_01", "aist_gBR_sBM_cAll_d04_mBR0_ch02_slice0"}
+    assert {clip(s) for s in train.sequences} <= {"cmu_60_03", "cmu_61_03", "aist_gBR_sBM_cAll_d04_mBR0_ch02_slice0"}
     assert {clip(s) for s in val.sequences} == {"cmu_60_13"} and {clip(s) for s in test.sequences} == {"cmu_60_14"}
     assert {s.music_id for s in test.sequences} == {"loop_breakbeat"}           # the held-out music, test only
     assert "loop_breakbeat" not in {s.music_id for s in train.sequences + val.sequences}

@@ -51,7 +51,11 @@ from e3d2_core.training.data import Sequence, code_ratio, write_shard  # noqa: E
 # the shared data folder: $E3D2_SHARED_DATA, else ../shared/data beside the repository
 SHARED = Path(os.environ.get("E3D2_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 HELD_OUT_SONG = "Kevin_MacLeod_-_Vibe_Ace"
-TRIALS = {"test": ("14", "15"), "val": ("13",)}
+# Music-library tracks kept for evaluation only (never paired, never in RL): six MIDI renders with exact beats at
+# 70-145 bpm, and two real recordings.
+EVAL_SONGS = ("D_E1M5", "D_E1M7", "D_RUNNI2", "D_BUNNY", "D_DOOM2", "D_EVIL", "van_theme", "Offshore")
+MUSIC_FOLDERS = (("music", "*.ogg"), ("loops", "*.flac"), ("music_library/ufoai", "*.ogg"),
+                 ("music_library/openclonk", "*.ogg"), ("music_library/freedoom", "*.ogg"))
 MIN_COVERAGE = 0.5          # a pairing must warp at least this fraction of the clip
 
 
@@ -97,15 +101,37 @@ def tiled_audio(path: Path, min_seconds: float, out_dir: Path) -> Path:
     return target
 
 
+def exact_beats(path: Path) -> np.ndarray | None:
+    """Beat times (s) from ``<stem>.beats.txt`` beside the audio (a MIDI render's tempo map), if there is one."""
+    text = path.with_name(path.stem + ".beats.txt")
+    return np.loadtxt(text, comments="#", ndmin=1) if text.is_file() else None
+
+
+def music_files(shared: Path) -> list[Path]:
+    return [p for folder, pattern in MUSIC_FOLDERS for p in sorted((shared / folder).glob(pattern))]
+
+
 def load_song(path: Path, *, fps: float, kind: str, min_seconds: float, audio_dir: Path) -> Song | None:
+    """A song's code-rate features and its beats at the motion rate: exact ones where the music library has
+    them (the tracker halves or shifts some of those renders), else librosa's (the ones BAS reads)."""
     from e3d2_core.audio import extract_features
-    source = tiled_audio(path, min_seconds, audio_dir)
-    beats = extract_features(source, fps=fps, kind="compact")    # beats do not depend on kind
-    music = extract_features(source, fps=fps / 8, kind=kind)
-    if len(beats.beat_frames) < 8:
+    known = exact_beats(path)
+    source = path if known is not None else tiled_audio(path, min_seconds, audio_dir)
+    if known is not None:
+        music = extract_features(source, fps=fps / 8, kind=kind, beat_times=known)
+        beat_frames = np.unique(np.round(known[known < music.duration] * fps).astype(np.int64))
+    else:
+        beat_frames = extract_features(source, fps=fps, kind="compact").beat_frames
+        music = extract_features(source, fps=fps / 8, kind=kind)
+    if len(beat_frames) < 8:
         return None                                             # beatless (a drone): nothing to dance to
-    return Song(song_name(path), source, beats.beat_frames / fps, music.features, music.duration,
-                np.asarray(beats.beat_frames, np.int64))
+    return Song(song_name(path), source, beat_frames / fps, music.features, music.duration,
+                np.asarray(beat_frames, np.int64))
+
+
+def _load_song_job(args):
+    path, kwargs = args
+    return load_song(path, **kwargs)
 
 
 def segment_beats(song: Song, first_row: int, frames: int, ratio: int) -> np.ndarray:
@@ -114,23 +140,96 @@ def segment_beats(song: Song, first_row: int, frames: int, ratio: int) -> np.nda
     return shifted[(shifted >= 0) & (shifted < frames)]
 
 
-def load_clips(shared: Path, fps: float, max_seconds: float | None, only: set[str] | None) -> list[Clip]:
+@dataclass(frozen=True)
+class MotionSource:
+    name: str
+    folder: str              # inside the data folder
+    pattern: str
+    fps: float               # the true capture/playback rate, whatever the files say
+    why: str                 # where that rate comes from
+
+
+# Every motion source and its true frame rate, with the evidence. Files that misstate their rate are read at
+# the rate given here (``load_motion_file(fps=...)`` overrides the file's).
+MOTION_SOURCES = (
+    MotionSource("cmu_salsa", "mocap/cmu_salsa", "*.bvh", 60.0,
+                 "CMU's trial listing gives 60 fps for every trial of subjects 60 and 61; the converted BVH files "
+                 "say Frame Time 0.008333 (120 fps), which plays the salsa at double speed"),
+    MotionSource("cmu_modern", "mocap/cmu_modern", "*.bvh", 60.0,
+                 "iClone re-export of CMU subject 05: Frame Time 0.016667, frame counts equal CMU's 60-fps column"),
+    MotionSource("cmu_breakdance", "mocap/cmu_breakdance", "*.fbx", 30.0,
+                 "keijiro/CMUMocap FBX of CMU subject 85: TimeMode 30 fps, keys on a 1/30 s grid"),
+    MotionSource("aistpp", "aistpp_joints", "*.csv", 30.0, "AIST++ joint slices are 30 fps"),
+)
+# Clip groups: takes that share a performance or repeat the same phrase stay on one side of every split.
+MODERN_GROUPS = {"09": "09-10", "10": "09-10", "14": "14-15", "15": "14-15", "16": "16-17", "17": "16-17",
+                 "18": "18-20", "19": "18-20", "20": "18-20"}
+SPLIT_GROUPS = {"test": {"cmu_trial_14", "cmu_trial_15", "cmu_modern_16-17", "cmu_break_85_04"},
+                "val": {"cmu_trial_13", "cmu_modern_14-15"}}
+
+
+def _clip_files(shared: Path):
+    """(name, group, source, path) of every motion clip in the data folder."""
+    for source in MOTION_SOURCES:
+        for path in sorted((shared / source.folder).glob(source.pattern)):
+            if source.name == "cmu_salsa":
+                subject, trial = re.match(r"(\d+)_(\d+)", path.stem).groups()
+                yield f"cmu_{subject}_{trial}", f"cmu_trial_{trial}", source, path
+            elif source.name == "cmu_modern":
+                trial = re.match(r"\d+_(\d+)", path.stem).group(1)
+                yield f"cmu_modern_{trial}", f"cmu_modern_{MODERN_GROUPS.get(trial, trial)}", source, path
+            elif source.name == "cmu_breakdance":
+                yield f"cmu_break_{path.stem}", f"cmu_break_{path.stem}", source, path
+            else:
+                name = "aist_" + path.stem.removeprefix("true_")
+                yield name, name, source, path
+
+
+def _read_clip(source: MotionSource, path: Path) -> Motion:
     from e3d2_core.io import load_motion_file
-    clips = []
-    for bvh in sorted((shared / "mocap" / "cmu_salsa").glob("*.bvh")):
-        match = re.match(r"(\d+)_(\d+)", bvh.stem)
-        name = f"cmu_{match.group(1)}_{match.group(2)}"
-        if only is not None and name not in only:
-            continue
-        clips.append((name, f"cmu_trial_{match.group(2)}", load_motion_file(bvh)))
-    for csv in sorted((shared / "aistpp_joints").glob("*.csv")):
-        name = "aist_" + csv.stem.removeprefix("true_")
-        if only is not None and name not in only:
-            continue
-        clips.append((name, name, load_motion_file(csv, fps=30, up="z")))
+    if source.pattern == "*.fbx":
+        return load_fbx_motion(path, fps=source.fps)
+    return load_motion_file(path, fps=source.fps, up="z" if source.name == "aistpp" else None)
+
+
+def load_fbx_motion(path: Path, *, fps: float) -> Motion:
+    """An FBX clip through Blender's importer (a child process running training/fbx_joints.py), on SMPL."""
+    import subprocess
+    import tempfile
+    from e3d2_core.io.floor import floor_height
+    from e3d2_core.io.ik import inverse_kinematics
+    from e3d2_core.io.retarget import NEO, leg_scale, smpl_targets
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "tracks.npz"
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("fbx_joints.py")), str(path), "-o",
+                               str(out)], capture_output=True, text=True)
+        if done.returncode != 0 or not out.is_file():
+            raise E3D2Error(f"Blender's FBX importer could not read it: {done.stderr.strip()[-300:]}", path=path)
+        with np.load(out) as data:
+            names, heads, tails = [str(n) for n in data["names"]], data["heads"], data["tails"]
+    tracks = {n: heads[:, i] for i, n in enumerate(names)} | {f"{n}/end": tails[:, i] for i, n in enumerate(names)}
+    targets = _trim_still(smpl_targets(NEO, tracks))
+    poses, trans = inverse_kinematics(targets * leg_scale(targets[0]))
+    motion = Motion(poses, trans, fps, {"source": path.name, "format": "fbx", "source_fps": fps})
+    trans = motion.trans.copy()
+    trans[:, 1] -= floor_height(motion.joints())
+    return motion.copy(trans=trans)
+
+
+def _trim_still(targets: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Drop the held first/last poses (a player holds the first key before the clip's motion starts; the root
+    may still drift there, so the body's shape, relative to the pelvis, decides). ``tol``: metres per frame."""
+    shape = targets - targets[:, :1]
+    moving = np.flatnonzero(np.abs(np.diff(shape, axis=0)).max(axis=(1, 2)) > tol)
+    return targets if len(moving) == 0 else targets[moving[0]: moving[-1] + 2]
+
+
+def load_clips(shared: Path, fps: float, max_seconds: float | None, only: set[str] | None) -> list[Clip]:
     out = []
-    for name, group, motion in clips:
-        motion = motion.resample(fps)
+    for name, group, source, path in _clip_files(shared):
+        if only is not None and name not in only:
+            continue
+        motion = _read_clip(source, path).resample(fps)
         if max_seconds:
             motion = motion.trim(0, int(max_seconds * fps))
         out.append(Clip(name, group, motion, kinematic_beats(motion.joints(), fps) / fps))
@@ -138,8 +237,8 @@ def load_clips(shared: Path, fps: float, max_seconds: float | None, only: set[st
 
 
 def split_of(clip: Clip) -> str:
-    for split, trials in TRIALS.items():
-        if any(clip.group == f"cmu_trial_{t}" for t in trials):
+    for split, groups in SPLIT_GROUPS.items():
+        if clip.group in groups:
             return split
     return "train"
 
@@ -184,11 +283,11 @@ def beat_errors(clip: Clip, song: Song, info: dict, fps: float) -> tuple[np.ndar
 def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = "compact",
             held_out: str = HELD_OUT_SONG, songs_per_clip: int = 4, min_song: float = 40.0,
             max_clip_seconds: float | None = None, clips: set[str] | None = None, songs: set[str] | None = None,
-            mirror: bool = True, progress: bool = True) -> dict:
+            mirror: bool = True, progress: bool = True, workers: int = 2) -> dict:
     """Write ``out/{train,val,test}.npz`` and ``out/report.json``; return the report."""
     if not (shared / "music").is_dir():
         raise E3D2Error("the shared data folder has no music/ (see shared/data/README.md)", path=shared)
-    audio_paths = sorted((shared / "music").glob("*.ogg")) + sorted((shared / "loops").glob("*.flac"))
+    audio_paths = [p for p in music_files(shared) if song_name(p) not in EVAL_SONGS]
     if songs is not None:
         audio_paths = [p for p in audio_paths if song_name(p) in songs or song_name(p) == held_out]
     if held_out not in {song_name(p) for p in audio_paths}:
@@ -196,14 +295,19 @@ def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = 
     iterate = _progress(progress)
     from e3d2_core.paths import cache_dir
     tiles = cache_dir() / "tiled_audio"     # loops repeated to song length: derived data, kept in the cache
-    all_songs = [s for s in (load_song(p, fps=fps, kind=kind, min_seconds=min_song, audio_dir=tiles)
-                             for p in iterate(audio_paths, "songs")) if s is not None]
+    kwargs = {"fps": fps, "kind": kind, "min_seconds": min_song, "audio_dir": tiles}
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(audio_paths)))) as pool:
+        loaded = list(iterate(pool.map(_load_song_job, [(p, kwargs) for p in audio_paths]), "songs"))
+    all_songs = [s for s in loaded if s is not None]
     test_songs = [s for s in all_songs if s.name == held_out]
     train_songs = [s for s in all_songs if s.name != held_out]
     all_clips = load_clips(shared, fps, max_clip_seconds, clips)
     if not all_clips:
         raise E3D2Error("no motion clips selected", path=shared)
     report = {"fps": fps, "music_fps": fps / 8, "music_kind": kind, "held_out_song": held_out,
+              "eval_songs": list(EVAL_SONGS),
+              "motion_sources": {m.name: {"fps": m.fps, "why": m.why} for m in MOTION_SOURCES},
               "splits": {}, "pairs": []}
     by_split: dict[str, list[Sequence]] = {"train": [], "val": [], "test": []}
     errors = {split: ([], []) for split in by_split}
@@ -231,9 +335,10 @@ def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = 
     for split, sequences in by_split.items():
         groups = sorted({s.name.split("@")[0] for s in sequences})
         music = sorted({s.music_id for s in sequences})
-        note = (f"e3d2 bundled data ({split}): CMU Graphics Lab salsa mocap (mocap.cs.cmu.edu; created with funding "
-                f"from NSF EIA-0196217) and AIST++ joint slices (CC BY 4.0, Google), retargeted to SMPL; time-warped "
-                f"onto CC BY / public-domain songs and CC0 loops by kinematic-beat alignment (0.7-1.4x); "
+        note = (f"e3d2 bundled data ({split}): CMU Graphics Lab mocap (salsa, modern dance, breakdance; "
+                f"mocap.cs.cmu.edu; created with funding from NSF EIA-0196217) and AIST++ joint slices (CC BY 4.0, "
+                f"Google), retargeted to SMPL at their true frame rates; time-warped onto CC BY / public-domain / "
+                f"BSD songs and CC0 loops by kinematic-beat alignment (0.7-1.4x); "
                 f"held-out song {held_out}; clips: {', '.join(groups)}; music: {', '.join(music)}")
         write_shard(out / f"{split}.npz", sequences, fps=fps, music_fps=fps / 8, music_kind=kind, split=split,
                     note=note)

@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
                         help="with --takes K: 'best' keeps only the take the reward model R_θ scores highest")
     parser.add_argument("--policy", default="auto", choices=["auto", "rl", "bc"],
                         help="auto (default): the RL-fine-tuned policy when the checkpoint has one, else BC")
+    parser.add_argument("--beat-lock", type=float, default=None, metavar="S",
+                        help="0-1: how far a smooth time warp moves the dance's steps onto the music's beats "
+                             "(default 1.0; 0 = the raw model's timing, as the paper measures it)")
     parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -76,15 +79,24 @@ def run(args) -> int:
             bar.n = int(fraction * 1000)
             bar.refresh()
 
+    import warnings
+
+    from e3d2_core.beat_lock import BeatLockWarning
     try:
-        result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
-                              temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
-                              checkpoint=args.checkpoint, device=args.device, progress=progress,
-                              in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
-                              precision=args.precision, policy=args.policy, pick=args.pick)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BeatLockWarning)
+            result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
+                                  temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
+                                  checkpoint=args.checkpoint, device=args.device, progress=progress,
+                                  in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
+                                  precision=args.precision, policy=args.policy, pick=args.pick,
+                                  beat_lock=args.beat_lock)
     finally:
         if bar is not None:
             bar.close()
+    import sys
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BeatLockWarning)):
+        print(f"e3d2: warning: {message}", file=sys.stderr)
     motions = result if isinstance(result, list) else [result]
     targets = output_paths(output, len(motions)) + ([Path(args.preview)] if args.preview is not None else [])
     staged = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in targets]

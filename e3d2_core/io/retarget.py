@@ -8,7 +8,10 @@
 4. Inverse kinematics (:mod:`e3d2_core.io.ik`) on the SMPL skeleton, with the file's root rotation as the
    pelvis's world rotation: bone directions follow the mocap, bone lengths stay SMPL's.
 
-Both rest poses must be T-poses facing +Z with Y up (true of the CMU files and of SMPL); this is checked.
+Both rest poses must be T-poses facing +Z with Y up (true of the CMU files and of SMPL); this is checked. Rigs whose
+BVH rest pose is not a T-pose (iClone's ``CC_Base_*`` rig stores its OFFSETs in bone-local frames, so summing them
+gives no standing pose) are retargeted from joint positions only: the leg scale comes from bone lengths, which no
+pose changes, and IK fits every joint without a twist reference (as for position files).
 """
 from __future__ import annotations
 
@@ -49,6 +52,44 @@ CMU = {
     },
 }
 
+# iClone / Character Creator's rig (CMU subject 05 as re-exported by iClone): 100 joints, rest pose not a T-pose.
+ICLONE = {
+    "name": "iClone CC_Base",
+    "rest_pose": "any",
+    "targets": {
+        "pelvis": "CC_Base_Pelvis", "left_hip": "CC_Base_L_Thigh", "right_hip": "CC_Base_R_Thigh",
+        "spine1": "CC_Base_Spine01", "left_knee": "CC_Base_L_Calf", "right_knee": "CC_Base_R_Calf",
+        "spine2": "CC_Base_Spine02", "left_ankle": "CC_Base_L_Foot", "right_ankle": "CC_Base_R_Foot",
+        "spine3": ("lerp", "CC_Base_Spine02", "CC_Base_NeckTwist01", 0.2),
+        "left_foot": "CC_Base_L_ToeBase", "right_foot": "CC_Base_R_ToeBase", "neck": "CC_Base_NeckTwist01",
+        "left_collar": "CC_Base_L_Clavicle", "right_collar": "CC_Base_R_Clavicle",
+        "head": [("lerp", "CC_Base_L_Eye", "CC_Base_R_Eye", 0.5), "CC_Base_Head"],
+        "left_shoulder": "CC_Base_L_Upperarm", "right_shoulder": "CC_Base_R_Upperarm",
+        "left_elbow": "CC_Base_L_Forearm", "right_elbow": "CC_Base_R_Forearm",
+        "left_wrist": "CC_Base_L_Hand", "right_wrist": "CC_Base_R_Hand",
+        "left_hand": ["CC_Base_L_Mid1", "CC_Base_L_Hand/end"], "right_hand": ["CC_Base_R_Mid1", "CC_Base_R_Hand/end"],
+    },
+    "twist": {},
+}
+
+# A Unity-humanoid style 22-bone rig (``Neo_*``: CMU subject 85 as retargeted for keijiro/CMUMocap), read from
+# FBX by Blender's importer (training/fbx_joints.py): bone heads, plus a bone's tail as "<bone>/end".
+NEO = {
+    "name": "Neo humanoid",
+    "rest_pose": "any",
+    "targets": {
+        "pelvis": "Neo_Hips", "left_hip": "Neo_LeftUpLeg", "right_hip": "Neo_RightUpLeg", "spine1": "Neo_Spine",
+        "left_knee": "Neo_LeftLeg", "right_knee": "Neo_RightLeg", "spine2": "Neo_Spine1",
+        "left_ankle": "Neo_LeftFoot", "right_ankle": "Neo_RightFoot", "spine3": "Neo_Spine2",
+        "left_foot": "Neo_LeftToeBase", "right_foot": "Neo_RightToeBase", "neck": "Neo_Neck",
+        "left_collar": "Neo_LeftShoulder", "right_collar": "Neo_RightShoulder", "head": "Neo_Head",
+        "left_shoulder": "Neo_LeftArm", "right_shoulder": "Neo_RightArm", "left_elbow": "Neo_LeftForeArm",
+        "right_elbow": "Neo_RightForeArm", "left_wrist": "Neo_LeftHand", "right_wrist": "Neo_RightHand",
+        "left_hand": "Neo_LeftHand/end", "right_hand": "Neo_RightHand/end",
+    },
+    "twist": {},
+}
+
 _SMPL_NAMES = default_skeleton().names
 # BVH files written from an SMPL rig: our names (pelvis, left_hip, ...) or SMPL's own (Pelvis, L_Hip, ...).
 SMPL_SNAKE = {"name": "SMPL", "targets": {n: n for n in _SMPL_NAMES}, "twist": {n: n for n in _SMPL_NAMES}}
@@ -58,7 +99,7 @@ _SMPL_CAPS = ("Pelvis", "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2"
 SMPL_SHORT = {"name": "SMPL (L_Hip style)", "targets": dict(zip(_SMPL_NAMES, _SMPL_CAPS)),
               "twist": dict(zip(_SMPL_NAMES, _SMPL_CAPS))}
 
-SKELETON_MAPS = (CMU, SMPL_SNAKE, SMPL_SHORT)
+SKELETON_MAPS = (CMU, SMPL_SNAKE, SMPL_SHORT, ICLONE)
 _LEFT_RIGHT_HIPS = (1, 2)
 _ANKLES = (7, 8)
 
@@ -74,6 +115,8 @@ def retarget_bvh(bvh: Bvh, skeleton: Skeleton | None = None, *, up: str = "y"):
     mapping, names = _choose_map(bvh)
     up_rotation = _up_rotation(up)
 
+    if mapping.get("rest_pose") == "any":
+        return _retarget_positions(bvh, mapping, names, skeleton, up_rotation)
     rest, rest_ends = bvh_rest_positions(bvh)
     rest_targets = _targets(mapping, names, rest[None], {k: v[None] for k, v in rest_ends.items()})[0]
     rest_targets = rest_targets @ up_rotation.T
@@ -87,6 +130,40 @@ def retarget_bvh(bvh: Bvh, skeleton: Skeleton | None = None, *, up: str = "y"):
              for j, smpl_name in enumerate(skeleton.names)}
     poses, trans = inverse_kinematics(targets, skeleton, root_rotation=twist[0], reference_rotations=twist)
     return poses, trans, {"skeleton_map": mapping["name"], "leg_scale": float(scale)}
+
+
+def _retarget_positions(bvh: Bvh, mapping, names, skeleton: Skeleton, up_rotation: np.ndarray):
+    """Retarget from world joint positions alone (a rig whose BVH rest pose is not a T-pose)."""
+    positions, _, ends = bvh_forward_kinematics(bvh)
+    targets = _targets(mapping, names, positions, ends) @ up_rotation.T
+    scale = leg_scale(targets[0], skeleton)
+    poses, trans = inverse_kinematics(targets * scale, skeleton)
+    return poses, trans, {"skeleton_map": mapping["name"], "leg_scale": float(scale)}
+
+
+def smpl_targets(mapping: dict, positions: dict[str, np.ndarray]) -> np.ndarray:
+    """(F, 24, 3) SMPL joint targets from named joint tracks ``{name or "<name>/end": (F, 3)}`` (any rig, any
+    units) by ``mapping``'s target specs; raises E3D2Error naming the joints it lacks."""
+    keys = {_plain(k): k for k in positions}
+    names = {k: i for i, k in enumerate(keys)}
+    stacked = np.stack([positions[keys[k]] for k in keys], axis=1)
+    ends = {names[k[:-4]]: stacked[:, i] for k, i in names.items() if k.endswith("/end") and k[:-4] in names}
+    missing = sorted({_first_missing(spec, names) for spec in mapping["targets"].values()} - {None})
+    if missing:
+        raise E3D2Error(f"no mapping to SMPL from the {mapping['name']} rig: missing joints {', '.join(missing)}")
+    return _targets(mapping, names, stacked, ends)
+
+
+def leg_scale(targets: np.ndarray, skeleton: Skeleton | None = None) -> float:
+    """SMPL's hip-knee-ankle length over that of ``targets`` (24, 3) (any pose: bone lengths do not change)."""
+    return _chain_length((skeleton or default_skeleton()).rest_joints()) / _chain_length(targets)
+
+
+def _chain_length(joints: np.ndarray) -> float:
+    """Hip-knee-ankle bone length (mean of both legs): the same in every pose."""
+    legs = [(1, 4, 7), (2, 5, 8)]
+    return float(np.mean([np.linalg.norm(joints[k] - joints[h]) + np.linalg.norm(joints[a] - joints[k])
+                          for h, k, a in legs]))
 
 
 def _choose_map(bvh: Bvh):

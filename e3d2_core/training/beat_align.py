@@ -71,17 +71,20 @@ class Alignment:
 
 
 def align_events(events: np.ndarray, beats: np.ndarray, *, min_rate: float = 0.7, max_rate: float = 1.4,
-                 max_step: int = 2, skip_penalty: float = 0.3, rate_weight: float = 4.0) -> Alignment:
+                 max_step: int = 2, skip_penalty: float = 0.3, rate_weight: float = 4.0,
+                 max_shift: float | None = None) -> Alignment:
     """Chain motion beats (seconds) onto music beats (seconds) by dynamic programming (see module doc).
 
+    ``max_shift``: only pair a motion beat with music beats at most this many seconds away (a local alignment,
+    for motion already on the song's clock); None: anywhere.
     Returns the best chain; fewer than 2 pairs raises an :class:`E3D2Error` (nothing to warp).
     """
     events, beats = np.asarray(events, float), np.asarray(beats, float)
     m, k = len(events), len(beats)
     if m < 2 or k < 2:
         raise E3D2Error(f"cannot align {m} motion beats with {k} music beats")
-    best = np.zeros((m, k))          # best score of a chain ending in pair (i, j); a lone pair scores 1
-    best[:] = 1.0
+    allowed = np.ones((m, k), bool) if max_shift is None else np.abs(events[:, None] - beats[None]) <= max_shift
+    best = np.where(allowed, 1.0, -np.inf)   # best score of a chain ending in pair (i, j); a lone pair scores 1
     back = np.full((m, k, 2), -1, np.int64)
     for i in range(1, m):
         for di in range(1, min(max_step, i) + 1):
@@ -92,7 +95,7 @@ def align_events(events: np.ndarray, beats: np.ndarray, *, min_rate: float = 0.7
                 ok = (rate >= min_rate) & (rate <= max_rate)
                 gain = best[i - di, :-dj] + 1.0 - rate_weight * np.log(np.where(ok, rate, 1.0)) ** 2 \
                     - skip_penalty * (di - 1 + dj - 1)
-                gain = np.where(ok, gain, -np.inf)
+                gain = np.where(ok & allowed[i, dj:], gain, -np.inf)
                 better = gain > best[i, dj:]
                 best[i, dj:] = np.where(better, gain, best[i, dj:])
                 back[i, dj:][better] = (i - di, -1)

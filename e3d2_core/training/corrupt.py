@@ -3,7 +3,9 @@
 All act on joint positions (T, 24, 3), which is all R_θ reads. "noise" and "shuffle" are artefacts a reward must not
 like; "slow" and "loop" are the *degenerate* dances an RL policy drifts into when nothing forbids them (a near-still
 sway, a short move repeated against the music): ε-ranked demonstrations never contain them, so without these pairs
-R_θ has no opinion on them and PPO finds and exploits that gap (docs/e3d2.md).
+R_θ has no opinion on them and PPO finds and exploits that gap (docs/e3d2.md). "offbeat" keeps the dance as it is
+and moves it against its music by about half a beat: only a reward that listens to the music can rank the real
+timing above it, and RL against such a reward is paid for dancing on the beat.
 """
 from __future__ import annotations
 
@@ -58,12 +60,26 @@ def ping_pong_loop(joints: np.ndarray, rng: np.random.Generator, fps: float = 60
     return np.concatenate([cycle] * reps)[:len(joints)].copy()
 
 
-KINDS = ("noise", "shuffle", "slow", "loop")
+def offbeat_shift(joints: np.ndarray, rng: np.random.Generator, beat_period: float,
+                  fraction: tuple[float, float] = (0.35, 0.65)) -> np.ndarray:
+    """The same dance shifted in time by a random ``fraction`` of ``beat_period`` (frames), earlier or later,
+    its ends held: every move now lands between the music's beats."""
+    shift = float(rng.uniform(*fraction)) * float(beat_period) * (1.0 if rng.random() < 0.5 else -1.0)
+    return _interpolate(joints, np.arange(len(joints)) + shift)
 
 
-def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float = 60.0) -> np.ndarray:
-    """``kind`` "noise" (3 cm jitter), "shuffle" (0.5 s segments permuted), "slow" (5-35 % speed) or "loop"
-    (a 0.3-0.8 s move ping-ponged)."""
+KINDS = ("noise", "shuffle", "slow", "loop", "offbeat")
+
+
+def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float = 60.0,
+            beat_period: float | None = None) -> np.ndarray:
+    """``kind`` "noise" (3 cm jitter), "shuffle" (0.5 s segments permuted), "slow" (5-35 % speed), "loop"
+    (a 0.3-0.8 s move ping-ponged) or "offbeat" (moved by 35-65 % of ``beat_period`` frames against the
+    music; needs ``beat_period``)."""
+    if kind == "offbeat":
+        if beat_period is None:
+            raise ValueError("the offbeat corruption needs the music's beat period")
+        return offbeat_shift(joints, rng, beat_period)
     if kind == "noise":
         return joint_noise(joints, rng)
     if kind == "shuffle":

@@ -161,9 +161,10 @@ def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
 
 
 def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, features, seed: int,
-                      kinds=None):
+                      kinds=None, beat_column: int | None = None):
     """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3) at ``fps``, music (N,D)), one per
-    ``kinds`` (default: every kind of :mod:`e3d2_core.training.corrupt`)."""
+    ``kinds`` (default: every kind of :mod:`e3d2_core.training.corrupt`). "offbeat" needs the music's beat
+    one-hot column ``beat_column`` (raw features) and is left out for music with fewer than two beats."""
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
@@ -171,13 +172,25 @@ def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, 
     rng = np.random.default_rng(seed)
     groups = []
     for joints, music in motions:
-        versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps) for kind in kinds]
+        period = _beat_period_frames(music, beat_column, len(joints)) if "offbeat" in kinds else None
+        mine = tuple(k for k in kinds if k != "offbeat" or period is not None)
+        versions = [joints] + [corrupt.corrupt(joints, kind, rng, fps, beat_period=period) for kind in mine]
         feats = [features(torch.from_numpy(np.ascontiguousarray(v))[None])[0] for v in versions]
         n = min(len(music), len(feats[0]))
-        names, ranks = ("clean",) + kinds, [0.0] + [1.0] * len(kinds)
+        names, ranks = ("clean",) + mine, [0.0] + [1.0] * len(mine)
         groups.append(RankedGroup(torch.from_numpy(music[:n]),
                                   [Trajectory(f[:n], r, name) for f, r, name in zip(feats, ranks, names)]))
     return groups
+
+
+def _beat_period_frames(music: np.ndarray, beat_column: int | None, frames: int) -> float | None:
+    """Median frames between the beats marked in the music's one-hot column; None without two beats."""
+    if beat_column is None:
+        return None
+    rows = np.flatnonzero(np.asarray(music)[:, beat_column] > 0.5)
+    if len(rows) < 2:
+        return None
+    return float(np.median(np.diff(rows))) * frames / max(1, len(music))
 
 
 def real_over_policy_groups(demos: list[dict], shards, features, split: str = "train"):
@@ -209,20 +222,26 @@ def real_over_policy_groups(demos: list[dict], shards, features, split: str = "t
 
 
 @torch.no_grad()
-def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None) -> dict:
-    """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption."""
+def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None,
+               beat_column: int | None = None) -> dict:
+    """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption
+    ("offbeat" only for music whose beat one-hot column ``beat_column`` marks two beats or more)."""
     from e3d2_core.training import corrupt
 
     rng = np.random.default_rng(seed)
     wins = {kind: [] for kind in (kinds or corrupt.KINDS)}
     for joints, music in motions:
+        period = _beat_period_frames(music, beat_column, len(joints))
         clean = model.features(torch.from_numpy(np.ascontiguousarray(joints))[None], fps)
         n = min(len(music), clean.shape[1])
         m = torch.from_numpy(music[:n])[None]
         r_clean = model(clean[:, :n], m).sum().item()
         for kind in wins:
+            if kind == "offbeat" and period is None:
+                continue
             for _ in range(repeats):
-                bad = model.features(torch.from_numpy(corrupt.corrupt(joints, kind, rng, fps))[None], fps)
+                bad = model.features(torch.from_numpy(corrupt.corrupt(joints, kind, rng, fps, beat_period=period))
+                                     [None], fps)
                 wins[kind].append(r_clean > model(bad[:, :n], m).sum().item())
     return {kind: float(np.mean(v)) if v else None for kind, v in wins.items()}
 
@@ -295,7 +314,12 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
                   for d in demos if d["split"] != "held_out" for i in np.flatnonzero(d["eps"] == best_eps)[:1]]
     kinds = tuple(train_cfg["corruptions"])
-    extra = corruption_groups(real_train + demo_clean, fps, model.features, seed, kinds) if kinds else []
+    from e3d2_core.audio import BEAT_COLUMN
+    beat_column = BEAT_COLUMN.get(str(config.get("music", {}).get("kind", "compact")))
+    extra = corruption_groups(real_train, fps, model.features, seed, kinds, beat_column) if kinds else []
+    # π_BC's takes have no timing of their own to break: only the motion corruptions
+    plain = tuple(k for k in kinds if k != "offbeat")
+    extra += corruption_groups(demo_clean, fps, model.features, seed + 1, plain) if plain else []
     val_shard = stages.load_split(config, "val", required=False)
     real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), model.features)
                    if train_cfg["real_pairs"] else [])
@@ -343,7 +367,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
         "reward_accuracy_short": pairwise_accuracy(model, held_test, short_len),
         "train_accuracy": pairwise_accuracy(model, train, eval_len, windows=2),
         "u_bar_held_out": return_per_minute(model, held), "u_bar_train": return_per_minute(model, train),
-        "robustness_held_out_real": robustness(model, held_real, fps, seed) if held_real else None,
+        "robustness_held_out_real": robustness(model, held_real, fps, seed, beat_column=beat_column)
+        if held_real else None,
         "real_over_policy_held_out": (pairwise_accuracy(model, held_real_pairs, eval_len).get("0.0|1.0")
                                       if held_real_pairs else None),
         "corruption_pairs": {"real_training_dances": len(real_train), "eps_min_demos": len(demo_clean),
