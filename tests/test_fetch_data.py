@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from training import data_extract, fetch_data
-from training.fetch_data import Problem, fetch, load_manifest, main, verify
+from training.fetch_data import Problem, load_manifest, main, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("E3D2_SHARED_DATA") or ROOT.parent / "shared" / "data")
@@ -46,17 +46,18 @@ def make_wad(lumps: dict[str, bytes]) -> bytes:
     return struct.pack("<4sii", b"IWAD", len(lumps), offset) + body + directory
 
 
-def make_deb(files: dict[str, bytes]) -> bytes:
+def make_deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
     """A Debian binary package: ar archive of debian-binary, a control member (odd length: tests the ar padding)
-    and data.tar.xz holding ``files``."""
+    and data.tar.<compression> holding ``files``."""
     data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:xz") as tar:
+    with tarfile.open(fileobj=data, mode=f"w:{compression}") as tar:
         for name, content in files.items():
             info = tarfile.TarInfo("./" + name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     out = bytearray(b"!<arch>\n")
-    for name, blob in (("debian-binary", b"2.0\n"), ("control.tar.xz", b"odd!!"), ("data.tar.xz", data.getvalue())):
+    for name, blob in (("debian-binary", b"2.0\n"), ("control.tar.xz", b"odd!!"),
+                       (f"data.tar.{compression}", data.getvalue())):
         out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode()
         out += blob + (b"\n" if len(blob) % 2 else b"")
     return bytes(out)
@@ -101,7 +102,8 @@ def upstream(tmp_path):
               urls=["https://gone.example.org/audio/song%20(1).ogg", "https://example.org/audio/song%20(1).ogg"]),
         entry("mocap/clips/c.bvh", "clips", clip, kind="download",
               urls=[f"https://raw.githubusercontent.com/o/r/{COMMIT}/clips/c.bvh"]),
-        entry("loops/loop.flac", "loops", loop, kind="archive", archive="pkg", extract=deb_step("usr/share/pkg/loop.flac")),
+        entry("loops/loop.flac", "loops", loop, kind="archive", archive="pkg",
+              extract=deb_step("usr/share/pkg/loop.flac")),
         entry("loops/COPYRIGHT.pkg", "loops", b"Files: *\nLicense: CC0\n", kind="archive", archive="pkg",
               extract=deb_step("usr/share/doc/pkg/copyright")),
         entry("lib/a.ogg", "lib", ogg_in_zip, kind="archive", archive="pkg",
@@ -216,7 +218,7 @@ def test_interrupted_download_resumes_with_a_range_request(upstream, server, tmp
         assert f"network: {name}: pkg_1.0~1_all.deb:" in err
     assert "closed before the end" in err and "6 file(s) missing or altered" in err
     assert (out / "music/song (1).ogg").is_file() and not (out / "loops").exists()
-    part = out / fetch_data.DOWNLOADS / "pkg_1.0~1_all.deb.part"
+    part, = (out / fetch_data.DOWNLOADS).glob("pkg_1.0~1_all.deb.*.part")
     assert part.stat().st_size == size // 2
     server.requests.clear()
     assert run(upstream, out, "--source", base(server)) == 0
@@ -278,6 +280,29 @@ def test_folder_names_select_groups():
     assert mocap == {"cmu_salsa", "cmu_modern", "cmu_breakdance"}
     library = fetch_data.select(manifest, ["freedoom"])
     assert "music_library/README.md" in {e["path"] for e in library}
+
+
+@pytest.mark.parametrize("compression", ["xz", "gz", "bz2"])
+def test_deb_members_come_out_byte_for_byte(tmp_path, compression):
+    files = {"usr/share/a.bin": bytes(range(256)) * 3, "usr/share/doc/b/copyright": b"x" * 101}
+    deb = _write(tmp_path / "p.deb", make_deb(files, compression))
+    got = data_extract.extract_deb_members(deb, list(files), tmp_path / "x")
+    assert {m: p.read_bytes() for m, p in got.items()} == files
+    with pytest.raises(data_extract.ExtractError, match="the package holds no usr/nothing"):
+        data_extract.extract_deb_members(deb, ["usr/share/a.bin", "usr/nothing"], tmp_path / "y")
+    with pytest.raises(data_extract.ExtractError, match="not an ar archive"):
+        data_extract.extract_deb_members(_write(tmp_path / "q.deb", b"PK\3\4 a zip"), ["a"], tmp_path / "z")
+
+
+def test_a_member_the_package_lacks_is_named(upstream, server, tmp_path, capsys):
+    manifest = json.loads(upstream["manifest_path"].read_text())
+    manifest["files"][2]["extract"] = [{"deb": "usr/share/pkg/renamed.flac"}]
+    path = _write(tmp_path / "m3.json", json.dumps(manifest).encode())
+    assert main(["-o", str(tmp_path / "data"), "--manifest", str(path), "--source", base(server),
+                 "--only", "loops"]) == 2
+    err = capsys.readouterr().err
+    assert "failed: loops/loop.flac: pkg_1.0~1_all.deb: the package holds no usr/share/pkg/renamed.flac" in err
+    assert "1 file(s) missing or altered" in err and (tmp_path / "data/loops/COPYRIGHT.pkg").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- verify

@@ -77,7 +77,7 @@ def _open_tar_stream(raw, name: str):
     return tarfile.open(fileobj=raw, mode="r|*")
 
 
-def extract_deb_members(deb, wanted, out_dir) -> dict[str, Path]:
+def extract_deb_members(deb, wanted, out_dir, *, missing_ok: bool = False) -> dict[str, Path]:
     """Write the ``wanted`` members of a Debian package's data archive into ``out_dir``, in one pass.
 
     Parameters
@@ -85,11 +85,12 @@ def extract_deb_members(deb, wanted, out_dir) -> dict[str, Path]:
     deb : path of the ``.deb`` file
     wanted : iterable of paths inside the package, without the leading ``./`` (``usr/share/doc/x/copyright``)
     out_dir : folder for the extracted files (created); each lands at ``out_dir/<member path>``
+    missing_ok : return what was found instead of raising when some wanted members are absent
 
     Returns
     -------
-    dict mapping each wanted member to the file it was written to. Raises :class:`ExtractError` naming the
-    members the package does not hold.
+    dict mapping each wanted member found to the file it was written to. Raises :class:`ExtractError` naming
+    the members the package does not hold (unless ``missing_ok``), or if the file is no Debian package.
     """
     wanted = set(wanted)
     out_dir = Path(out_dir)
@@ -112,7 +113,7 @@ def extract_deb_members(deb, wanted, out_dir) -> dict[str, Path]:
         else:
             raise ExtractError("no data.tar member: not a Debian binary package")
     missing = sorted(wanted - set(found))
-    if missing:
+    if missing and not missing_ok:
         raise ExtractError("the package holds no " + ", ".join(missing))
     return found
 

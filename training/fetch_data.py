@@ -309,12 +309,12 @@ class _ShortRead(ConnectionError):
 def download(urls, target: Path, *, size: int, sha256: str, part_dir: Path, source=None, log=print) -> str | None:
     """Fetch a file from the first of ``urls`` that gives the right bytes, into ``target`` (atomically).
 
-    The partial download lives in ``part_dir`` as ``NAME.part`` until its size and SHA-256 are right, so an
+    The partial download lives in ``part_dir`` as ``NAME.<hash>.part`` until its size and SHA-256 are right, so an
     interrupted run continues where it stopped. Returns None on success, else one line naming each URL tried
     and what went wrong (network error, or hash mismatch with both hashes).
     """
     part_dir.mkdir(parents=True, exist_ok=True)
-    part = part_dir / (target.name + ".part")
+    part = part_dir / f"{target.name}.{sha256[:12]}.part"     # the hash keeps two files of one name apart
     errors = []
     for location in source_locations(urls, source):
         for attempt in range(2):           # a bad partial file from an earlier run gets one fresh start
@@ -529,16 +529,24 @@ def fetch(folder, *, source=None, groups=None, manifest=None, keep_downloads=Fal
                 continue
         log(f"extract {len(by_member)} member(s) of {archive['file']}")
         try:
-            members.update(extract_deb_members(path, by_member, work / (name + ".x")))
+            members.update(extract_deb_members(path, by_member, work / (name + ".x"), missing_ok=True))
             wads: dict = {}
             for entry in users:
-                if mismatch := _install(_extract(entry, members, wads), entry, folder):
+                if entry["extract"][0]["deb"] not in members:
+                    fail(Problem(entry["path"], "failed", f"{archive['file']}: the package holds no "
+                                 + entry["extract"][0]["deb"]))
+                elif mismatch := _install(_extract(entry, members, wads), entry, folder):
                     fail(Problem(entry["path"], "failed", f"{archive['file']} gives {mismatch}"))
         except (ExtractError, OSError) as err:
             for entry in users:
                 fail(Problem(entry["path"], "failed", f"{archive['file']}: {err}"))
             rebuilt = [e for e in rebuilt if not any(i["archive"] == name for i in
                                                      manifest["rebuild"][e["tool"]]["inputs"])]
+    lacking = [e for e in rebuilt if any(i["member"] not in members for i in manifest["rebuild"][e["tool"]]["inputs"])]
+    for entry in lacking:
+        if entry["path"] not in reasons:
+            fail(Problem(entry["path"], "failed", "an input of " + entry["tool"] + " could not be extracted"))
+    rebuilt = [e for e in rebuilt if e not in lacking]
     if rebuilt:
         for problem in _rebuild(rebuilt, manifest, folder, work, members, tools, log):
             fail(problem)
@@ -612,6 +620,9 @@ def main(argv=None) -> int:
     except E3D2Error as err:
         print(f"fetch_data: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fetch_data: interrupted; the same command continues where this one stopped", file=sys.stderr)
+        return 130
     if problems:
         _summary(problems, args.out)
         return 2
