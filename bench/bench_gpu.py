@@ -5,8 +5,8 @@ bundle and with the bundled default.
 
     python bench/bench_gpu.py [--config training/configs/paper.yaml] [--data DIR] [--steps 40] [--out F.json]
 
-Without --data (or when it has no train.npz) it builds a small bundle from the shared data folder
-($E3D2_SHARED_DATA, else ../shared/data): two CMU salsa takes and one AIST++ clip on one loop, music features of the
+Without --data (or when it has no train.npz) it builds a small bundle from the real data folder
+($E3D2_DATA, else data/real): two CMU salsa takes and one AIST++ clip on one loop, music features of the
 config's kind. Throughput does not depend on how much data there is; dance quality is not measured here.
 """
 from __future__ import annotations

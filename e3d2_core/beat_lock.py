@@ -7,7 +7,8 @@ replays the dance along a monotone cubic (PCHIP) interpolation of the matched pa
 continuous. ``strength`` s in [0, 1] blends the warp with the identity, ``t -> (1 - s) t + s w(t)``: still monotone,
 0 is the raw dance, 1 puts every matched kinematic beat exactly on its music beat.
 
-The dance keeps its length and its first and last frames; only timing inside it changes. Without music beats
+The dance keeps its length (and its first and last frames where the first and last matched beats allow it: the
+lead-in and lead-out may change speed by at most 2x); only timing changes. Without music beats
 (silence, a drone) or without kinematic beats the dance comes back unchanged with a warning that says why.
 Metrics of the raw model (the paper's tables) never use it; the product's generation does, and records what it
 did in ``meta["beat_lock"]``.

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,12 @@ import torch
 # Tiny models are far faster on one thread, and the suite shares 2 cores with other jobs: with two threads each,
 # oversubscribed cores make small ops 10-100x slower (measured).
 torch.set_num_threads(1)
+
+# The real data folder for the recipe tests: $E3D2_DATA, else a checkout's sibling reference copy when present
+# (tests that need it skip without it).
+_REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get("E3D2_DATA") and _REFERENCE_DATA.is_dir():
+    os.environ["E3D2_DATA"] = str(_REFERENCE_DATA)
 
 TINY_VQVAE = {"codebook_size": 16, "code_dim": 8, "width": 16, "depth": 2, "decode_chunk": 16}
 TINY_POLICY = {"n_layer": 2, "n_head": 2, "n_embd": 16, "band": 28, "vocab": 16, "music_dim": 438, "dropout": 0.0}

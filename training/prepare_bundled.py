@@ -1,18 +1,25 @@
-"""Build the bundled training set from ../shared/data: real dance paired with real CC-licensed music.
+"""Build the bundled training set from the real data folder: real dance paired with real permissively licensed music.
 
-    python training/prepare_bundled.py -o data/bundled            (the default recipe; a few minutes on 2 cores)
+    python training/fetch_data.py -o data/real                    (download the public sources, check SHA-256)
+    python training/prepare_bundled.py -o data/bundled            (the default recipe; ~15 minutes on 2 cores)
     python training/prepare_bundled.py --add-beats data/bundled   (give older shards exact music beats, in place)
 
-Sources (see ../shared/data/README.md for licences):
-* motion: the CMU salsa mocap (subjects 60 lead and 61 follow, BVH, 120 fps; retargeted to SMPL by the BVH
-  importer) and the five AIST++ joint slices (positions only; IK by the joint importer, 30 fps, Z up);
-* music: the CC BY / public-domain songs and the CC0 loops (loops and songs shorter than ``--min-song`` seconds
-  are tiled, a loop being a steady pulse).
+The data folder is ``--data``, else ``$E3D2_DATA``, else ``data/real``; it is checked file by file against
+``training/data_manifest.json`` first (a missing or altered file is named, and nothing is written).
 
-Splits. Motion is split by *trial*, so the two partners of one performance (60_k and 61_k) always land on the same
-side: test = trials 14, 15; val = trial 13; train = every other trial plus the AIST++ slices. Music: the held-out
+Sources (licences: docs/training.md), each read at its true frame rate (``MOTION_SOURCES``):
+* motion: CMU salsa (subjects 60 lead and 61 follow, BVH, 60 fps although the files say 120), CMU modern dance
+  (subject 05, iClone ``CC_Base_*`` rig, BVH, 60 fps), CMU breakdance (subject 85, ``Neo_*`` rig, FBX read by
+  Blender's importer, 30 fps), all retargeted to SMPL, and the five AIST++ joint slices (positions; IK, 30 fps);
+* music: the CC BY / public-domain songs, the CC0 loops (loops and songs shorter than ``--min-song`` seconds are
+  tiled, a loop being a steady pulse) and the music library (UFO:AI and OpenClonk soundtracks, Freedoom MIDI
+  renders with exact beats), less ``EVAL_SONGS``, which only evaluation uses.
+
+Splits. Motion is split by clip group, so takes of one performance (salsa partners 60_k and 61_k) or of one
+repeated phrase (modern 14-15, 16-17, 18-20) always land on the same side (``SPLIT_GROUPS``): test = salsa trials
+14, 15, modern 16-17, breakdance 85_04; val = salsa trial 13, modern 14-15; train = the rest. Music: the held-out
 song (default ``Kevin_MacLeod_-_Vibe_Ace``, also the demo song) is used by the test split only; train and val
-pair their motion with the remaining songs and loops (val is unseen dance on seen music).
+pair their motion with the remaining songs (val is unseen dance on seen music).
 
 Pairing (:mod:`e3d2_core.training.beat_align`): the recordings have no music, and salsa steps are events, not a
 steady pulse, so each clip's kinematic beats are chained onto a song's beats by dynamic programming with the local
@@ -48,8 +55,9 @@ from e3d2_core.training.beat_align import (Alignment, align_events, kinematic_be
                                            nearest_distance, warp_motion)
 from e3d2_core.training.data import Sequence, code_ratio, write_shard  # noqa: E402
 
-# the shared data folder: $E3D2_SHARED_DATA, else ../shared/data beside the repository
-SHARED = Path(os.environ.get("E3D2_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+# the real data folder (training/fetch_data.py fills it): $E3D2_DATA, else data/real in the repository
+SHARED = Path(os.environ.get("E3D2_DATA") or Path(__file__).resolve().parents[1] / "data" / "real")
+DATA_GROUPS = "music,loops,mocap,aistpp_joints,music_library"
 HELD_OUT_SONG = "Kevin_MacLeod_-_Vibe_Ace"
 # Music-library tracks kept for evaluation only (never paired, never in RL): six MIDI renders with exact beats at
 # 70-145 bpm, and two real recordings.
@@ -283,15 +291,20 @@ def beat_errors(clip: Clip, song: Song, info: dict, fps: float) -> tuple[np.ndar
 def prepare(out: Path, *, shared: Path = SHARED, fps: float = 60.0, kind: str = "compact",
             held_out: str = HELD_OUT_SONG, songs_per_clip: int = 4, min_song: float = 40.0,
             max_clip_seconds: float | None = None, clips: set[str] | None = None, songs: set[str] | None = None,
-            mirror: bool = True, progress: bool = True, workers: int = 2) -> dict:
-    """Write ``out/{train,val,test}.npz`` and ``out/report.json``; return the report."""
+            mirror: bool = True, progress: bool = True, workers: int = 2, verify: bool = True) -> dict:
+    """Write ``out/{train,val,test}.npz`` and ``out/report.json``; return the report. ``verify``: check the
+    data folder against the manifest first (every missing or altered file is listed on stderr)."""
     if not (shared / "music").is_dir():
-        raise E3D2Error("the shared data folder has no music/ (see shared/data/README.md)", path=shared)
+        raise E3D2Error("the data folder has no music/; fetch it with python training/fetch_data.py -o "
+                        f"{shared}", path=shared)
+    if verify:
+        from training.fetch_data import check_data_folder
+        check_data_folder(shared, groups=DATA_GROUPS)
     audio_paths = [p for p in music_files(shared) if song_name(p) not in EVAL_SONGS]
     if songs is not None:
         audio_paths = [p for p in audio_paths if song_name(p) in songs or song_name(p) == held_out]
     if held_out not in {song_name(p) for p in audio_paths}:
-        raise E3D2Error(f"held-out song '{held_out}' is not among the shared music", path=shared / "music")
+        raise E3D2Error(f"held-out song '{held_out}' is not among the data folder's music", path=shared / "music")
     iterate = _progress(progress)
     from e3d2_core.paths import cache_dir
     tiles = cache_dir() / "tiled_audio"     # loops repeated to song length: derived data, kept in the cache
@@ -371,7 +384,7 @@ def find_segment(music: np.ndarray, features: np.ndarray, tol: float = 1e-4) -> 
 def add_beats(folder: Path, *, shared: Path = SHARED, min_song: float = 40.0, progress: bool = True) -> dict:
     """Give every shard in ``folder`` exact music beats (``beat_frames``), in place; returns {split: beats}.
 
-    Each sequence's song is found by its music id among the shared music and loops (tiled as the recipe tiles
+    Each sequence's song is found by its music id among the data folder's music and loops (tiled as the recipe tiles
     them, ``min_song``), and its segment by matching the sequence's music rows against the song's features.
     Every shard is checked before any is rewritten; each rewrite is atomic.
     """
@@ -393,7 +406,7 @@ def add_beats(folder: Path, *, shared: Path = SHARED, min_song: float = 40.0, pr
             key = (seq.music_id, shard.fps, shard.music_kind)
             if key not in songs:
                 if seq.music_id not in audio:
-                    raise E3D2Error(f"sequence {seq.name}: song '{seq.music_id}' is not among the shared music",
+                    raise E3D2Error(f"sequence {seq.name}: song '{seq.music_id}' is not among the data folder's music",
                                     path=shared)
                 source = tiled_audio(audio[seq.music_id], min_song, tiles)
                 beats = extract_features(source, fps=shard.fps, kind="compact").beat_frames
@@ -426,7 +439,8 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("data/bundled"), help="output folder")
     parser.add_argument("--add-beats", type=Path, metavar="DIR",
                         help="only add exact music beats to the existing shards in DIR (in place), then exit")
-    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--data", "--shared", dest="shared", type=Path, default=SHARED,
+                        help="the real data folder (default $E3D2_DATA, else data/real)")
     parser.add_argument("--fps", type=float, default=60.0, help="motion frame rate (code rate = fps / 8)")
     parser.add_argument("--kind", default="compact", choices=("compact", "bailando"), help="music features")
     parser.add_argument("--held-out", default=HELD_OUT_SONG, help="song kept for the test split")

@@ -1,7 +1,8 @@
 """Does a dance follow its music? Tempo, phase and plausibility measures of one 60-fps joint track.
 
 * :func:`motion_period` -- the dance's own tempo: the lag (0.3-2.2 s) of the highest autocorrelation peak of its
-  mean joint speed.
+  mean joint speed (the shortest of the peaks within 10 % of the highest, so a multiple of the period is not
+  taken for it).
 * :func:`tempo_matches` -- that period equals the beat period, half of it or twice it, within 6 %.
 * :func:`folded_bpm` -- the motion tempo moved by octaves (x2, /2) into the music tempo's octave, so that a dance
   stepping twice per beat counts as following it (for the octave-folded tempo correlation).
@@ -23,6 +24,7 @@ from e3d2_core.metrics.beat_align import beat_align_score, motion_beats
 
 MIN_PERIOD, MAX_PERIOD = 0.3, 2.2         # seconds: the lags searched for the motion's own period
 TEMPO_TOLERANCE = 0.06
+PEAK_MARGIN = 0.1
 SPIN_LIMIT = 2 * np.pi                     # rad/s: faster than one turn a second counts as spinning
 FEET = (7, 8, 10, 11)                      # ankles and toes
 CONTACT_HEIGHT, CONTACT_SPEED = 0.05, 0.4  # a foot point in contact: within 5 cm of the floor, slower than 0.4 m/s
@@ -48,7 +50,10 @@ def motion_period(joints: np.ndarray, fps: float = 60.0) -> float:
     peaks = peaks[peaks >= lo]
     if len(peaks) == 0:
         return float("nan")
-    return float(peaks[np.argmax(auto[peaks])] / fps)
+    # a periodic dance peaks at every multiple of its period, nearly equally: take the first peak that is
+    # within 10 % of the highest, not a multiple that float noise happens to favour
+    strong = peaks[auto[peaks] >= auto[peaks].max() - PEAK_MARGIN * abs(auto[peaks].max())]
+    return float(strong[0] / fps)
 
 
 def beat_period(beats: np.ndarray, fps: float = 60.0) -> float:
