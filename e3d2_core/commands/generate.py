@@ -46,6 +46,24 @@ def output_paths(output, takes: int):
     return [output.with_name(f"{output.stem}.take{k}{output.suffix}") for k in range(1, takes + 1)]
 
 
+def _note_a_short_song(audio, seconds) -> None:
+    """Say on stderr when --seconds asks for more than the song holds (the dance stops with the song)."""
+    import sys
+
+    from e3d2_core.errors import E3D2Error
+
+    if seconds is None:
+        return
+    try:
+        from e3d2_core.audio import audio_duration
+        duration = audio_duration(audio)
+    except (E3D2Error, ImportError):     # generation itself reports an unreadable song
+        return
+    if seconds > duration + 1e-6:
+        print(f"e3d2 generate: note: {audio} is only {duration:.1f} s long: the dance lasts {duration:.1f} s, "
+              f"not the {seconds:g} s asked for", file=sys.stderr)
+
+
 def run(args) -> int:
     import contextlib
     import os
@@ -65,6 +83,7 @@ def run(args) -> int:
         except ImportError:
             raise E3D2Error("--preview needs e3d2_core.preview, which is missing from this installation") from None
 
+    _note_a_short_song(args.audio, args.seconds)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
