@@ -23,7 +23,8 @@ demo: setup
 	mkdir -p out
 	$(E3D2) generate $(DEMO_SONG) -o out/demo_dance.npz --seed 0 --preview out/demo_preview.mp4
 	$(E3D2) score out/demo_dance.npz --audio $(DEMO_SONG)
-	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --out out/demo_dance.fbx --blend out/demo_dance.blend --seed 0 --fps 30
+	# the Blender step keys the Motion generated above (no second generation)
+	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --motion out/demo_dance.npz --out out/demo_dance.fbx --blend out/demo_dance.blend --fps 30
 	@echo "demo written to out/: demo_dance.npz (Motion), demo_preview.mp4, demo_dance.fbx, demo_dance.blend"
 
 test: setup
