@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-blender.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+# One generation: the Blender step keys the Motion the first command saved (headless.py --motion).
 demo: setup
 	mkdir -p out
 	$(E3D2) generate $(DEMO_SONG) -o out/demo_dance.npz --seed 0 --preview out/demo_preview.mp4
 	$(E3D2) score out/demo_dance.npz --audio $(DEMO_SONG)
-	# the Blender step keys the Motion generated above (no second generation)
 	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --motion out/demo_dance.npz --out out/demo_dance.fbx --blend out/demo_dance.blend --fps 30
 	@echo "demo written to out/: demo_dance.npz (Motion), demo_preview.mp4, demo_dance.fbx, demo_dance.blend"
 

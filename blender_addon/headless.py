@@ -44,8 +44,10 @@ def parse_args(argv):
     parser.add_argument("--pack-audio", action="store_true", help="pack the song into the .blend")
     parser.add_argument("--reduce-keys", action="store_true",
                         help="keep only the keys needed within --max-error-deg/--max-error-cm (else every frame)")
-    parser.add_argument("--max-error-deg", type=float, default=1.0, help="key reduction: bone rotation error")
-    parser.add_argument("--max-error-cm", type=float, default=1.0, help="key reduction: root position error")
+    parser.add_argument("--max-error-deg", type=float, default=0.5,
+                        help="key reduction: largest bone rotation error, degrees (default 0.5)")
+    parser.add_argument("--max-error-cm", type=float, default=0.5,
+                        help="key reduction: largest root position error, cm (default 0.5)")
     return parser.parse_args(argv)
 
 
