@@ -184,7 +184,9 @@ class StickFigureRenderer:
         self._setup_timeline(fontsize)
         self.title = title
         header_y = 1 - 0.5 * header / height
-        self.figure.text(1 - side / width, header_y, title, fontsize=fontsize, ha="right", va="center",
+        room = int(0.38 * width / (0.6 * fontsize * 100 / 72))     # characters that fit right of the labels
+        shown = title if len(title) <= room else title[: max(room - 1, 1)] + "…"
+        self.figure.text(1 - side / width, header_y, shown, fontsize=fontsize, ha="right", va="center",
                          color="#555555")
         self.clock = _CachedText(self, side / width, header_y, 1.15 * fontsize, 0.0, 0.2 * width, header)
         self.beat_label = _CachedText(self, 0.2, header_y, 1.15 * fontsize, 0.2 * width, 0.6 * width, header)
