@@ -4,11 +4,13 @@
 
 A procedural 60-fps dance (every joint swinging, the root travelling) as long as ``--seconds``, previewed at the
 default size with the bundled song muxed and its beats marked: what ``e3d2 preview dance.npz --audio SONG -o
-dance.mp4`` does. ``fps`` = video frames / wall seconds of the whole call (beat tracking, figure set-up, drawing,
-encoding); ``frame_fps`` leaves out the set-up (the first frame's cost is measured on a one-frame preview and
-subtracted); ``cpu_ms_per_frame`` counts this process's and ffmpeg's CPU time, which a busy machine
-does not distort the way it distorts wall time. The song's beats are cached once before timing (as after a first run). Goal: 3x the frame rate
-before the issue-16 rework (measured with this script on the old code).
+dance.mp4`` does. ``fps`` = video frames / wall seconds of the whole call (figure set-up, drawing, encoding);
+``frame_fps`` leaves out the set-up (the first frame's cost is measured on a one-frame preview and
+subtracted); ``cpu_ms_per_frame`` counts this process's and ffmpeg's CPU time, which a busy machine does not
+distort the way it distorts wall time. The song's beats are tracked and cached before timing (as after a first
+preview of the song). Goal: at least 3x the frame rate of the previous renderer (960x540, per-bone segments, RGB
+copies), measured with this same script on a busy 2-core machine: 50-53 frames/s (19-20 ms of CPU per frame)
+before, 210-280 (4.8-5.9 ms) now.
 """
 from __future__ import annotations
 
