@@ -52,17 +52,21 @@ def parse_args(argv):
 
 
 def ensure_addon():
-    """Register the add-on from this checkout unless Blender already has it enabled."""
+    """Register the add-on from this checkout unless Blender already has it enabled.
+
+    Returns ``(module, registered_here)``: what this script registered it unregisters before exiting (the bpy
+    4.2 module crashes at interpreter exit with the add-on's classes still registered).
+    """
     import bpy
 
     if hasattr(bpy.types.Scene, "e3d2"):
-        return sys.modules[next(n for n in sys.modules if n.endswith("blender_addon") or n.endswith(".e3d2"))]
+        return sys.modules[next(n for n in sys.modules if n.endswith("blender_addon") or n.endswith(".e3d2"))], False
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     import blender_addon
 
     blender_addon.register()
-    return blender_addon
+    return blender_addon, True
 
 
 def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
@@ -136,22 +140,26 @@ def main(argv=None) -> int:
         print(f"e3d2 headless: error: {audio}: no such song file or folder", file=sys.stderr)
         return 2
     try:
-        ensure_addon()
+        addon, registered_here = ensure_addon()
     except Exception as err:  # bpy missing or the add-on broken: one line, not a traceback
         print(f"e3d2 headless: error: cannot load the add-on ({type(err).__name__}: {err})", file=sys.stderr)
         return 2
     done, failed = [], []
-    for song, fbx, blend in jobs:
-        started = time.monotonic()
-        print(f"e3d2 headless: {song.name} ...", flush=True)
-        try:
-            line = dance_one(song, fbx, blend, args)
-            done.append(f"{line} ({time.monotonic() - started:.1f} s)")
-            print(f"e3d2 headless: {done[-1]}", flush=True)
-        except RuntimeError as err:  # operator reports arrive as RuntimeError("Error: ...")
-            reason = str(err).strip().splitlines()[-1].removeprefix("Error: ")
-            failed.append(f"{song.name}: {reason}")
-            print(f"e3d2 headless: error: {failed[-1]}", file=sys.stderr, flush=True)
+    try:
+        for song, fbx, blend in jobs:
+            started = time.monotonic()
+            print(f"e3d2 headless: {song.name} ...", flush=True)
+            try:
+                line = dance_one(song, fbx, blend, args)
+                done.append(f"{line} ({time.monotonic() - started:.1f} s)")
+                print(f"e3d2 headless: {done[-1]}", flush=True)
+            except RuntimeError as err:  # operator reports arrive as RuntimeError("Error: ...")
+                reason = str(err).strip().splitlines()[-1].removeprefix("Error: ")
+                failed.append(f"{song.name}: {reason}")
+                print(f"e3d2 headless: error: {failed[-1]}", file=sys.stderr, flush=True)
+    finally:
+        if registered_here:
+            addon.unregister()
     if len(jobs) > 1:
         print(f"e3d2 headless: {len(done)} of {len(jobs)} songs done" + (f", {len(failed)} failed:" if failed else ""))
         for line in failed:

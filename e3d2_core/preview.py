@@ -191,9 +191,9 @@ class StickFigureRenderer:
         self.clock = _CachedText(self, side / width, header_y, 1.15 * fontsize, 0.0, 0.2 * width, header)
         self.beat_label = _CachedText(self, 0.2, header_y, 1.15 * fontsize, 0.2 * width, 0.6 * width, header)
         self.canvas.draw()
-        self.backgrounds = self._flash_backgrounds(scale)
+        self.backgrounds = self._flash_backgrounds()
 
-    def _flash_backgrounds(self, scale: float) -> list:
+    def _flash_backgrounds(self) -> list:
         """The static picture with the views tinted for each flash level 0..FLASH_LEVELS (restored per frame:
         a flash costs nothing to draw, and a level held over several frames costs the encoder nothing)."""
         backgrounds = [self.canvas.copy_from_bbox(self.figure.bbox)]
