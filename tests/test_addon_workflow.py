@@ -15,8 +15,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from addon_support import SONG, procedural_generate  # noqa: E402
-from test_addon_blender import (HAS_AUDIO, addon, check_fbx, fresh_scene, needs_audio,  # noqa: E402,F401
-                                world_joints)
+# addon: the module-scoped autouse fixture that registers the add-on with the procedural backend
+from test_addon_blender import HAS_AUDIO, addon, fresh_scene, world_joints  # noqa: E402,F401
 from e3d2_core import serve  # noqa: E402
 from e3d2_core.motion import Motion, to_z_up  # noqa: E402
 from e3d2_core.skeleton import default_skeleton  # noqa: E402

@@ -14,7 +14,8 @@ Nothing is written when anything fails (exit code 2)."""
 def add_arguments(parser) -> None:
     parser.add_argument("audio", help="song to dance to (wav, ogg, flac, mp3, ...)")
     parser.add_argument("-o", "--output", required=True, help="output Motion .npz")
-    parser.add_argument("--seconds", type=float, help="dance only the first S seconds")
+    parser.add_argument("--seconds", type=float,
+                        help="dance only the first S seconds (more than the song has: the whole song, with a note)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--takes", type=int, default=1, help="number of dances, batched (default 1)")
     parser.add_argument("--temperature", type=float, default=0.7,
