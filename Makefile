@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-blender.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+# One generation: the Blender step keys the Motion the first command saved (headless.py --motion).
 demo: setup
 	mkdir -p out
 	$(E3D2) generate $(DEMO_SONG) -o out/demo_dance.npz --seed 0 --preview out/demo_preview.mp4
 	$(E3D2) score out/demo_dance.npz --audio $(DEMO_SONG)
-	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --out out/demo_dance.fbx --blend out/demo_dance.blend --seed 0 --fps 30
+	$(PY) blender_addon/headless.py -- --audio $(DEMO_SONG) --motion out/demo_dance.npz --out out/demo_dance.fbx --blend out/demo_dance.blend --fps 30
 	@echo "demo written to out/: demo_dance.npz (Motion), demo_preview.mp4, demo_dance.fbx, demo_dance.blend"
 
 test: setup
@@ -42,7 +43,7 @@ $(STAMP42):
 	touch $@
 
 test-blender42: $(STAMP42)
-	$(VENV42)/bin/python -m pytest -q tests/test_addon_blender.py tests/test_addon_pure.py
+	$(VENV42)/bin/python -m pytest -q tests/test_addon_blender.py tests/test_addon_workflow.py tests/test_addon_pure.py
 
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

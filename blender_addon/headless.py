@@ -2,12 +2,15 @@
 
     blender -b --python blender_addon/headless.py -- --audio song.ogg --out dance.fbx [--blend out.blend]
                                                       [--seed N] [--takes K] [--seconds S] [--fps F]
-                                                      [--temperature T]
+                                                      [--temperature T] [--motion dance.npz] [--pack-audio]
+                                                      [--reduce-keys [--max-error-deg D] [--max-error-cm C]]
     python blender_addon/headless.py -- ...            # the same with the bpy module
 
 ``--audio`` may be a folder: one FBX per song in the ``--out`` folder (and one .blend per song in ``--blend``,
 if given), and a summary at the end. The model runs in this Python when torch imports here, otherwise (or with
-``--backend-python``) in ``python -m e3d2_core.serve`` under that interpreter.
+``--backend-python``) in ``python -m e3d2_core.serve`` under that interpreter. ``--motion`` keys a Motion saved
+by ``e3d2 generate`` instead of generating (one song). The .blend's sound strip points at the song by its
+absolute path (the .blend can move); ``--pack-audio`` packs the song into the .blend instead.
 """
 from __future__ import annotations
 
@@ -36,28 +39,41 @@ def parse_args(argv):
     parser.add_argument("--in-place", action="store_true")
     parser.add_argument("--backend-python", default="", help="run the model in this interpreter")
     parser.add_argument("--checkpoint", default="", help="model bundle (default: the bundled one)")
+    parser.add_argument("--motion", default="", help="key this saved Motion (.npz from e3d2 generate) instead "
+                                                     "of generating (one song; its seed names the action)")
+    parser.add_argument("--pack-audio", action="store_true", help="pack the song into the .blend")
+    parser.add_argument("--reduce-keys", action="store_true",
+                        help="keep only the keys needed within --max-error-deg/--max-error-cm (else every frame)")
+    parser.add_argument("--max-error-deg", type=float, default=0.5,
+                        help="key reduction: largest bone rotation error, degrees (default 0.5)")
+    parser.add_argument("--max-error-cm", type=float, default=0.5,
+                        help="key reduction: largest root position error, cm (default 0.5)")
     return parser.parse_args(argv)
 
 
 def ensure_addon():
-    """Register the add-on from this checkout unless Blender already has it enabled."""
+    """Register the add-on from this checkout unless Blender already has it enabled.
+
+    Returns ``(module, registered_here)``: what this script registered it unregisters before exiting (the bpy
+    4.2 module crashes at interpreter exit with the add-on's classes still registered).
+    """
     import bpy
 
     if hasattr(bpy.types.Scene, "e3d2"):
-        return sys.modules[next(n for n in sys.modules if n.endswith("blender_addon") or n.endswith(".e3d2"))]
+        return sys.modules[next(n for n in sys.modules if n.endswith("blender_addon") or n.endswith(".e3d2"))], False
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     import blender_addon
 
     blender_addon.register()
-    return blender_addon
+    return blender_addon, True
 
 
 def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     """Make one song's dance; returns a one-line summary or raises RuntimeError with the reason."""
     import bpy
 
-    from blender_addon import compat
+    from blender_addon.operators import load_motion_arrays
     from blender_addon.properties import preferences
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -66,24 +82,29 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     settings = scene.e3d2
     settings.seed, settings.takes, settings.length, settings.in_place = args.seed, args.takes, args.seconds, args.in_place
     settings.temperature = args.temperature
+    settings.reduce_keys = args.reduce_keys
+    settings.key_error_degrees, settings.key_error_cm = args.max_error_deg, args.max_error_cm
+    if args.motion:  # the saved dance's own seed names its action
+        settings.seed = int(load_motion_arrays(args.motion)["meta"].get("seed", args.seed))
     prefs = preferences()
     if args.backend_python:
         prefs.backend_mode, prefs.python_path = "SUBPROCESS", args.backend_python
     prefs.checkpoint = args.checkpoint
-    try:
-        strip = compat.new_sound_strip(scene, song.stem[:60], str(song), 1, scene.frame_start)
-        scene.sequence_editor.active_strip = strip
-    except (RuntimeError, AttributeError):  # a bpy build without audio: dance to the file directly
-        settings.audio_path = str(song)
+    # The operator adds the song's sound strip at the first frame and sets the scene's range to the dance.
+    settings.audio_path = str(song)
     bpy.ops.e3d2.create_armature()
-    bpy.ops.e3d2.generate_dance()
+    bpy.ops.e3d2.generate_dance(motion=args.motion)
     action = bpy.context.active_object.animation_data.action
-    scene.frame_start, scene.frame_end = action["e3d2_frame_start"], action["e3d2_frame_end"]
     bpy.ops.e3d2.export_fbx(filepath=str(fbx), preset=args.preset)
     if blend is not None:
         blend.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    return f"{song.name}: {action.name}, frames {scene.frame_start}-{scene.frame_end} -> {fbx}"
+        if args.pack_audio:
+            for sound in bpy.data.sounds:
+                sound.pack()
+        # relative_remap=False: the song keeps its absolute path, so the .blend can be moved
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), relative_remap=False)
+    keys = f", {action['e3d2_keys']} keys" if "e3d2_keys" in action else ""
+    return f"{song.name}: {action.name}, frames {scene.frame_start}-{scene.frame_end}{keys} -> {fbx}"
 
 
 def _fps_pair(fps: float) -> tuple[int, float]:
@@ -97,6 +118,15 @@ def main(argv=None) -> int:
     # absolute paths: Blender resolves relative ones against the (unsaved) .blend, not the shell's folder
     audio, out = Path(args.audio).resolve(), Path(args.out).resolve()
     args.blend = str(Path(args.blend).resolve()) if args.blend else args.blend
+    if args.motion:
+        if not Path(args.motion).is_file():
+            print(f"e3d2 headless: error: {args.motion}: no such motion file", file=sys.stderr)
+            return 2
+        if audio.is_dir() or args.takes != 1:
+            print("e3d2 headless: error: --motion keys one saved dance: give one song file and no --takes",
+                  file=sys.stderr)
+            return 2
+        args.motion = str(Path(args.motion).resolve())
     if audio.is_dir():
         songs = sorted(p for p in audio.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
         if not songs:
@@ -110,22 +140,26 @@ def main(argv=None) -> int:
         print(f"e3d2 headless: error: {audio}: no such song file or folder", file=sys.stderr)
         return 2
     try:
-        ensure_addon()
+        addon, registered_here = ensure_addon()
     except Exception as err:  # bpy missing or the add-on broken: one line, not a traceback
         print(f"e3d2 headless: error: cannot load the add-on ({type(err).__name__}: {err})", file=sys.stderr)
         return 2
     done, failed = [], []
-    for song, fbx, blend in jobs:
-        started = time.monotonic()
-        print(f"e3d2 headless: {song.name} ...", flush=True)
-        try:
-            line = dance_one(song, fbx, blend, args)
-            done.append(f"{line} ({time.monotonic() - started:.1f} s)")
-            print(f"e3d2 headless: {done[-1]}", flush=True)
-        except RuntimeError as err:  # operator reports arrive as RuntimeError("Error: ...")
-            reason = str(err).strip().splitlines()[-1].removeprefix("Error: ")
-            failed.append(f"{song.name}: {reason}")
-            print(f"e3d2 headless: error: {failed[-1]}", file=sys.stderr, flush=True)
+    try:
+        for song, fbx, blend in jobs:
+            started = time.monotonic()
+            print(f"e3d2 headless: {song.name} ...", flush=True)
+            try:
+                line = dance_one(song, fbx, blend, args)
+                done.append(f"{line} ({time.monotonic() - started:.1f} s)")
+                print(f"e3d2 headless: {done[-1]}", flush=True)
+            except RuntimeError as err:  # operator reports arrive as RuntimeError("Error: ...")
+                reason = str(err).strip().splitlines()[-1].removeprefix("Error: ")
+                failed.append(f"{song.name}: {reason}")
+                print(f"e3d2 headless: error: {failed[-1]}", file=sys.stderr, flush=True)
+    finally:
+        if registered_here:
+            addon.unregister()
     if len(jobs) > 1:
         print(f"e3d2 headless: {len(done)} of {len(jobs)} songs done" + (f", {len(failed)} failed:" if failed else ""))
         for line in failed:

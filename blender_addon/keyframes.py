@@ -70,17 +70,30 @@ def action_name(song: str, seed: int, take: int | None = None, existing=()) -> s
 
     ``song`` is the file's stem; spaces and punctuation become ``_``; non-ASCII letters are kept. The song part
     is shortened (never the seed) and a ``.001``-style suffix avoids a clash, as Blender would, but decided here
-    so the name is known before the action exists.
+    so the name is known before the action exists. For the takes of one generation use :func:`take_names`.
+    """
+    take = int(take or 0)
+    return take_names(song, seed, take + 1, existing)[take]
+
+
+def take_names(song: str, seed: int, takes: int, existing=()) -> list[str]:
+    """The action names of one generation's ``takes``: ``dance_<song>_<seed>``, ``…_t2``, ``…_t3``…
+
+    A song part too long for the longest name (with room for a ``.001``-style suffix) is cut once, so every
+    take shares one prefix, also with a later generation of the same song and seed; when any name is taken,
+    all of them get the same suffix (the first free one). Each name is at most 63 UTF-8 bytes (Blender's limit).
     """
     stem = re.sub(r"[\W_]+", "_", song).strip("_") or "song"
-    tail = f"_{int(seed)}" + (f"_t{take + 1}" if take else "")
+    tails = [f"_{int(seed)}" + (f"_t{k + 1}" if k else "") for k in range(max(int(takes), 1))]
+    room = MAX_ID_NAME_BYTES - len("dance_") - max(len(t) for t in tails) - len(".001")
+    if len(stem.encode()) > room:
+        stem = _utf8_truncate(stem, room).rstrip("_")
     existing = set(existing)
     for n in range(1000):
         suffix = "" if n == 0 else f".{n:03d}"
-        room = MAX_ID_NAME_BYTES - len(f"dance__{tail}{suffix}".encode()) + 1
-        name = f"dance_{_utf8_truncate(stem, room).rstrip('_')}{tail}{suffix}"
-        if name not in existing:
-            return name
+        names = [f"dance_{stem}{tail}{suffix}" for tail in tails]
+        if not existing.intersection(names):
+            return names
     raise ValueError("no free action name")
 
 
@@ -210,6 +223,99 @@ def bone_channels_to_motion(quats: np.ndarray, location: np.ndarray, rest_rotati
     return poses, trans
 
 
+# ---------------------------------------------------------------------------------------------- key reduction
+def rotation_error_degrees(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """(...,) angle in degrees between the rotations of (..., 4) quaternions; ``approx`` need not be unit
+    length (Blender normalises a pose bone's quaternion before using it, so only its direction counts)."""
+    approx = approx / np.linalg.norm(approx, axis=-1, keepdims=True)
+    exact = exact / np.linalg.norm(exact, axis=-1, keepdims=True)
+    dots = np.clip(np.abs(np.sum(approx * exact, axis=-1)), 0.0, 1.0)
+    return np.degrees(2.0 * np.arccos(dots))
+
+
+def position_error_cm(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """(...,) distance in centimetres between (..., 3) positions in metres."""
+    return 100.0 * np.linalg.norm(approx - exact, axis=-1)
+
+
+def linear_keys(values: np.ndarray, tolerance: float, error) -> np.ndarray:
+    """Indices of the keys to keep so that linear interpolation between them stays within ``tolerance``.
+
+    ``values`` (T, C) is one channel group keyed on every frame (a bone's 4 quaternion components, or the
+    root's 3 location components, which share their keys); ``error(approx, exact) -> (n,)`` measures a
+    frame's error. Douglas-Peucker on time: a span between two keys is split at its worst frame until every
+    frame of every span is within ``tolerance``. The first and last frames are always kept.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    count = len(values)
+    keep = np.zeros(count, dtype=bool)
+    keep[[0, count - 1]] = True
+    spans = [(0, count - 1)]
+    while spans:
+        a, b = spans.pop()
+        if b - a < 2:
+            continue
+        weight = (np.arange(a + 1, b) - a)[:, None] / (b - a)
+        approx = values[a] + weight * (values[b] - values[a])
+        errors = error(approx, values[a + 1:b])
+        worst = int(np.argmax(errors))
+        if errors[worst] > tolerance:
+            middle = a + 1 + worst
+            keep[middle] = True
+            spans += [(a, middle), (middle, b)]
+    return np.flatnonzero(keep)
+
+
+def interpolate_keys(frames: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(T, C) values at every frame from the keys ``frames[keys]`` with linear interpolation (what a LINEAR
+    F-curve evaluates to)."""
+    frames = np.asarray(frames, dtype=np.float64)
+    return np.stack([np.interp(frames, frames[keys], values[keys, c]) for c in range(values.shape[1])], axis=-1)
+
+
+@dataclass(frozen=True)
+class ReducedKeys:
+    """Which frames keep keys per channel group, and the error that leaves against the dense keys.
+
+    ``bone_keys``: per bone, indices into the dense frames; ``location_keys``: the root location's;
+    ``max_degrees`` / ``max_cm``: the largest rotation / root position error over all frames after reduction,
+    measured by evaluating the kept keys as Blender does (linear, quaternion normalised).
+    """
+
+    bone_keys: tuple
+    location_keys: np.ndarray
+    max_degrees: float
+    max_cm: float
+
+    @property
+    def count(self) -> int:
+        """Keys kept on all F-curves (4 per bone key, 3 per location key)."""
+        return 4 * sum(len(k) for k in self.bone_keys) + 3 * len(self.location_keys)
+
+
+def reduce_keys(quats: np.ndarray, location: np.ndarray, max_degrees: float, max_cm: float) -> ReducedKeys:
+    """Keys of a dense dance to keep so that every bone's rotation stays within ``max_degrees`` and the root's
+    location within ``max_cm`` of the dense keys at every frame.
+
+    ``quats`` (T, B, 4) continuous in time (as :func:`motion_to_bone_channels` makes them), ``location`` (T, 3)
+    metres. The errors are per channel group: a joint's position error also collects its parents' rotation
+    errors (about 1.7 cm at the wrist per degree at the shoulder).
+    """
+    if not (max_degrees > 0 and max_cm > 0):
+        raise ValueError(f"key reduction tolerances must be positive, got {max_degrees} deg, {max_cm} cm")
+    frames = np.arange(len(quats), dtype=np.float64)
+    bone_keys, worst_degrees = [], 0.0
+    for b in range(quats.shape[1]):
+        keys = linear_keys(quats[:, b], max_degrees, rotation_error_degrees)
+        bone_keys.append(keys)
+        approx = interpolate_keys(frames, keys, quats[:, b])
+        worst_degrees = max(worst_degrees, float(rotation_error_degrees(approx, quats[:, b]).max()))
+    location_keys = linear_keys(location, max_cm, position_error_cm)
+    approx = interpolate_keys(frames, location_keys, np.asarray(location, np.float64))
+    worst_cm = float(position_error_cm(approx, location).max())
+    return ReducedKeys(tuple(bone_keys), location_keys, worst_degrees, worst_cm)
+
+
 # ---------------------------------------------------------------------------------------------- bpy
 def _interleave(frames: np.ndarray, values: np.ndarray) -> np.ndarray:
     co = np.empty(2 * len(frames), dtype=np.float32)
@@ -228,24 +334,29 @@ def write_curve(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
 
 
 def write_dance_action(obj, name: str, bone_names, frames: np.ndarray, quats: np.ndarray,
-                       root_location: np.ndarray, properties: dict | None = None):
+                       root_location: np.ndarray, properties: dict | None = None,
+                       reduction: ReducedKeys | None = None):
     """A new action on ``obj`` keyed in bulk: each bone's ``rotation_quaternion``, the root's ``location``.
 
-    ``frames`` (T,), ``quats`` (T, B, 4), ``root_location`` (T, 3); ``bone_names[0]`` is the root. Existing
-    actions are never edited: the new one is created and assigned (the previous stays in the file). Pose bones
-    are switched to quaternion rotation mode, which is what the keys animate.
+    ``frames`` (T,), ``quats`` (T, B, 4), ``root_location`` (T, 3); ``bone_names[0]`` is the root. With
+    ``reduction`` (:func:`reduce_keys`) only its keys are written, else every frame. Existing actions are never
+    edited: the new one is created and assigned (the previous stays in the file). Pose bones are switched to
+    quaternion rotation mode, which is what the keys animate.
     """
     from . import compat  # bpy-dependent; imported here so the pure part loads without Blender
 
+    every = np.arange(len(frames))
     action, curves = compat.new_action_for(obj, name)
     for b, bone in enumerate(bone_names):
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
         path = f'pose.bones["{bone}"].rotation_quaternion'
+        keys = every if reduction is None else reduction.bone_keys[b]
         for c in range(4):
-            write_curve(curves.new(path, index=c, group_name=bone), frames, quats[:, b, c])
+            write_curve(curves.new(path, index=c, group_name=bone), frames[keys], quats[keys, b, c])
     path = f'pose.bones["{bone_names[0]}"].location'
+    keys = every if reduction is None else reduction.location_keys
     for c in range(3):
-        write_curve(curves.new(path, index=c, group_name=bone_names[0]), frames, root_location[:, c])
+        write_curve(curves.new(path, index=c, group_name=bone_names[0]), frames[keys], root_location[keys, c])
     for key, value in (properties or {}).items():
         action[key] = value
     action.use_fake_user = True  # a take the user switches away from must survive saving

@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import armature, backend, compat, keyframes
+from . import armature, backend, compat, keyframes, progress
 from .properties import preferences
 
 SCORE_PROPERTY = "e3d2_reward"
@@ -128,31 +128,62 @@ def load_motion_arrays(path) -> dict:
                 "fps": float(data["fps"]), "meta": meta}
 
 
-def apply_motion(obj, motion: dict, song: Song, seed: int, take: int, extra: dict | None = None):
-    """Key ``motion`` (already at the scene's fps) onto ``obj`` from the song's first frame: a new action."""
+def apply_motion(obj, motion: dict, song: Song, seed: int, take: int, extra: dict | None = None, *,
+                 name: str | None = None, tolerance: tuple[float, float] | None = None):
+    """Key ``motion`` (already at the scene's fps) onto ``obj`` from the song's first frame: a new action.
+
+    ``name``: the action's (default: the take's name); ``tolerance``: (degrees, cm) to keep only the keys
+    needed within that error of the dense keys (:func:`keyframes.reduce_keys`), else every frame is keyed.
+    """
     names = armature.load_skeleton_data()["names"]
     rest_rotations, rest_heads = armature.rest_pose(obj, names)
     frame = keyframes.armature_frame(rest_heads, names, armature.reference_heads())
     quats, location = keyframes.motion_to_bone_channels(motion["poses"], motion["trans"], rest_rotations,
                                                         rest_heads[0], frame)
     frames = keyframes.key_frames(song.timing.first_frame, len(quats))
-    name = keyframes.action_name(song.name, seed, take, existing=bpy.data.actions.keys())
+    name = name or keyframes.action_name(song.name, seed, take, existing=bpy.data.actions.keys())
     props = {"e3d2_song": song.name, "e3d2_audio": song.path, "e3d2_seed": int(seed), "e3d2_take": int(take),
              "e3d2_fps": float(motion["fps"]), "e3d2_frame_start": int(frames[0]),
              "e3d2_frame_end": int(frames[-1]), "e3d2_audio_offset": float(song.timing.audio_offset),
              "e3d2_strip": song.strip_name, "e3d2_meta": json.dumps(motion.get("meta", {}))[:4000]}
+    reduction = None
+    if tolerance is not None:
+        reduction = keyframes.reduce_keys(quats, location, *tolerance)
+        props.update({"e3d2_keys": reduction.count, "e3d2_keys_dense": len(frames) * (4 * len(names) + 3),
+                      "e3d2_key_error_deg": reduction.max_degrees, "e3d2_key_error_cm": reduction.max_cm})
     props.update(extra or {})
-    return keyframes.write_dance_action(obj, name, names, frames, quats, location, props)
+    return keyframes.write_dance_action(obj, name, names, frames, quats, location, props, reduction)
 
 
-def generate_request(context, song: Song) -> dict:
+def show_song(context, song: Song, first: int, last: int) -> None:
+    """After dancing to a song file: a sound strip of it at the dance's first frame (unless the sequencer
+    already plays that file there) and the scene's frame range set to the dance."""
+    scene = compat.sequencer_scene(context)
+    strips = [s for s in compat.strips(scene.sequence_editor) if s.type == "SOUND"]
+    here = [s for s in strips if s.sound is not None and int(s.frame_start) == first
+            and os.path.realpath(bpy.path.abspath(s.sound.filepath, library=s.sound.library)) ==
+            os.path.realpath(song.path)]
+    if not here:
+        try:
+            strip = compat.new_sound_strip(scene, song.name[:60], song.path, max((s.channel for s in strips),
+                                                                                  default=0) + 1, first)
+            strip.select = False  # the panel keeps following the song file the user chose
+        except (RuntimeError, AttributeError):  # a bpy build without audio: no strip, the dance is still keyed
+            pass
+    context.scene.frame_start, context.scene.frame_end = first, last
+
+
+def generate_request(context, song: Song, motion: str | None = None) -> dict:
+    """The backend's generate request; with ``motion`` (a saved Motion .npz) it keys that instead of generating."""
     settings, prefs = context.scene.e3d2, preferences(context)
+    extra = {"motion": motion, "takes": 1} if motion else {}
     return {"id": "generate", "op": "generate", "audio": song.path, "seconds": song.seconds,
             "offset": song.timing.audio_offset, "fps": song.timing.fps, "seed": settings.seed,
             "takes": settings.takes, "temperature": settings.temperature, "in_place": settings.in_place,
             "facing": math.degrees(settings.facing), "bpm": settings.bpm if settings.use_bpm else None,
             "beat_offset": settings.beat_offset if settings.use_bpm else None,
-            "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto"}
+            "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto",
+            **extra}
 
 
 # ---------------------------------------------------------------------------------------------- modal jobs
@@ -165,8 +196,9 @@ class _JobOperator:
     def start_job(self, context, job):
         self._job = job
         if bpy.app.background or not context.window:
+            printer = progress.ProgressPrinter()
             try:
-                result = job.wait(on_progress=lambda f, m: print(f"e3d2: {100 * f:5.1f}% {m}", flush=True))
+                result = job.wait(on_progress=printer)
             except backend.BackendError as err:
                 self.report({"ERROR"}, f"{self.bl_label}: {err}")
                 return {"CANCELLED"}
@@ -174,6 +206,8 @@ class _JobOperator:
                 job.cancel()
                 self.report({"WARNING"}, f"{self.bl_label} cancelled; nothing was changed")
                 return {"CANCELLED"}
+            finally:
+                printer.close()
             return self.job_finished(context, result)
         wm = context.window_manager
         wm.e3d2_running, wm.e3d2_cancel, wm.e3d2_progress, wm.e3d2_status = True, False, 0.0, "starting"
@@ -224,6 +258,9 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
     bl_label = "Generate Dance"
     bl_options = {"REGISTER", "UNDO"}
 
+    motion: StringProperty(name="Motion", subtype="FILE_PATH", options={"HIDDEN", "SKIP_SAVE"},
+                           description="Key this saved Motion (.npz from e3d2 generate) instead of generating")
+
     @classmethod
     def poll(cls, context):
         if context.window_manager.e3d2_running:
@@ -239,7 +276,10 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
             self._armature = smpl_armature(context)
             self._song = find_song(context)
             self._seed = context.scene.e3d2.seed
-            job = _backend(context).start(generate_request(context, self._song))
+            motion = bpy.path.abspath(self.motion) if self.motion else None
+            if motion and not os.path.isfile(motion):
+                raise UserError(f"The motion file is missing: {motion}")
+            job = _backend(context).start(generate_request(context, self._song, motion))
         except (UserError, backend.BackendError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -259,11 +299,22 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         if not motions:
             self.report({"ERROR"}, "Generate Dance: the backend returned no motion")
             return {"CANCELLED"}
-        actions = [apply_motion(obj, m, self._song, self._seed, take, {"e3d2_backend": type(self._job).__name__})
+        settings = context.scene.e3d2
+        names = keyframes.take_names(self._song.name, self._seed, len(motions), existing=bpy.data.actions.keys())
+        tolerance = (settings.key_error_degrees, settings.key_error_cm) if settings.reduce_keys else None
+        actions = [apply_motion(obj, m, self._song, self._seed, take, {"e3d2_backend": type(self._job).__name__},
+                                name=names[take], tolerance=tolerance)
                    for take, m in enumerate(motions)]
         compat.assign_action(obj, actions[0])
         first, last = actions[0]["e3d2_frame_start"], actions[0]["e3d2_frame_end"]
-        self.report({"INFO"}, f"{len(actions)} dance(s): {', '.join(a.name for a in actions)} (frames {first}-{last})")
+        if not self._song.strip_name:
+            show_song(context, self._song, first, last)
+        keys = ""
+        if tolerance is not None:
+            keys = (f"; {actions[0]['e3d2_keys']} of {actions[0]['e3d2_keys_dense']} keys, within "
+                    f"{actions[0]['e3d2_key_error_deg']:.2f} deg / {actions[0]['e3d2_key_error_cm']:.2f} cm")
+        self.report({"INFO"}, f"{len(actions)} dance(s): {', '.join(a.name for a in actions)} "
+                              f"(frames {first}-{last}{keys})")
         return {"FINISHED"}
 
 
@@ -398,7 +449,7 @@ def export_fbx(context, obj, filepath: str, preset: str = "BLENDER") -> tuple[in
     scene = context.scene
     action = obj.animation_data.action if obj.animation_data else None
     first, last = action_frame_range(action) if action else (scene.frame_start, scene.frame_end)
-    saved_range, saved_frame = (scene.frame_start, scene.frame_end), scene.frame_current
+    saved_range, saved_frame, saved_name = (scene.frame_start, scene.frame_end), scene.frame_current, scene.name
     saved_selection = [o for o in context.view_layer.objects if o.select_get()]
     saved_active = context.view_layer.objects.active
     target = Path(filepath)
@@ -412,6 +463,8 @@ def export_fbx(context, obj, filepath: str, preset: str = "BLENDER") -> tuple[in
             o.select_set(True)
         context.view_layer.objects.active = obj
         scene.frame_start, scene.frame_end = first, last
+        if action is not None:  # the exporter names the animation (take) after the scene: make it the action's
+            scene.name = action.name
         result = bpy.ops.export_scene.fbx(
             filepath=tmp, use_selection=True, object_types={"ARMATURE", "MESH"}, add_leaf_bones=False,
             bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
@@ -426,6 +479,7 @@ def export_fbx(context, obj, filepath: str, preset: str = "BLENDER") -> tuple[in
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        scene.name = saved_name
         scene.frame_start, scene.frame_end = saved_range
         scene.frame_set(saved_frame)
         for o in context.view_layer.objects:

@@ -59,6 +59,11 @@ class E3D2_PT_dance(_DancePanel, bpy.types.Panel):
             row = box.row(align=True)
             row.prop(settings, "bpm")
             row.prop(settings, "beat_offset")
+        box.prop(settings, "reduce_keys")
+        if settings.reduce_keys:
+            row = box.row(align=True)
+            row.prop(settings, "key_error_degrees")
+            row.prop(settings, "key_error_cm")
         wm = context.window_manager
         if wm.e3d2_running:
             compat.layout_progress(box, wm.e3d2_progress, f"{100 * wm.e3d2_progress:.0f}% {wm.e3d2_status}")

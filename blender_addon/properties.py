@@ -31,6 +31,13 @@ class E3D2SceneSettings(bpy.types.PropertyGroup):
     bpm: FloatProperty(name="BPM", default=120.0, min=30.0, max=300.0)
     beat_offset: FloatProperty(name="Beat offset", default=0.0, min=0.0, max=10.0, unit="TIME_ABSOLUTE",
                                description="Seconds from the song's start to its first beat")
+    reduce_keys: BoolProperty(name="Reduce keys", default=False,
+                              description="Keep only the keys needed to stay within the errors below "
+                                          "(otherwise every frame is keyed)")
+    key_error_degrees: FloatProperty(name="Max °", default=0.5, min=0.01, max=20.0, precision=2,
+                                     description="Largest rotation error of any bone, degrees")
+    key_error_cm: FloatProperty(name="Max cm", default=0.5, min=0.01, max=20.0, precision=2,
+                                description="Largest error of the root's position, centimetres")
     export_preset: EnumProperty(name="Preset", items=EXPORT_PRESETS, default="BLENDER")
     export_path: StringProperty(name="FBX file", subtype="FILE_PATH", default="//dance.fbx")
 

@@ -115,6 +115,8 @@ def _open_info(path: Path):
         return sf.info(str(path))
     except Exception as err:  # libsndfile says "Format not recognised", "Error in WAV file", ...
         detail = str(err).splitlines()[-1].strip() if str(err) else type(err).__name__
+        if "does not exist" in detail:   # libsndfile's words for contents it cannot decode: the file exists
+            detail = "its contents are in no audio format libsndfile can decode, whatever its name says"
         raise E3D2Error(f"not a readable audio file (wav, flac, ogg, mp3, ...): {detail}", path=path) from None
 
 
@@ -190,6 +192,8 @@ def load_audio(path, *, sr=None, mono=True, max_seconds=MAX_SECONDS) -> tuple[np
         raise
     except Exception as err:
         detail = str(err).splitlines()[-1].strip() if str(err) else type(err).__name__
+        if "does not exist" in detail:   # libsndfile's words for contents it cannot decode: the file exists
+            detail = "its contents are in no audio format libsndfile can decode, whatever its name says"
         raise E3D2Error(f"audio file is truncated or corrupt ({detail})", path=path) from None
     if read < info.frames:
         raise E3D2Error(f"audio file is truncated: {read} of {info.frames} samples decodable", path=path)

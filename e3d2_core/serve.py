@@ -8,7 +8,7 @@ requests, one JSON object per line on stdin::
     {"id": "1", "op": "check"}
     {"id": "2", "op": "generate", "audio": PATH, "seconds": S, "offset": S, "fps": F, "seed": N, "takes": K,
      "temperature": T, "in_place": B, "facing": DEG, "bpm": X|null, "beat_offset": S|null,
-     "checkpoint": PATH|null, "device": "auto"}
+     "checkpoint": PATH|null, "device": "auto", "motion": PATH|absent}   # motion: key a saved Motion
     {"id": "3", "op": "score", "motion": PATH, "audio": PATH, "offset": S, "checkpoint": PATH|null}
     {"id": "4", "op": "body", "model": PATH, "betas": [..]|null}
     {"id": "2", "op": "cancel"}                     # cancels job "2"
@@ -134,6 +134,21 @@ def default_generator():
     return generate
 
 
+def saved_motion(path: str):
+    """A generator with ``e3d2_core.api.generate``'s signature that returns the Motion saved at ``path``: a
+    dance made earlier (``e3d2 generate``) is cut, turned and resampled exactly as a fresh one would be."""
+    from e3d2_core.motion import Motion
+
+    def generate(audio, *, takes=1, progress=None, **_):
+        if takes != 1:
+            raise E3D2Error(f"a saved motion is one take; {takes} were asked for", path=path)
+        if progress is not None:
+            progress(0.5, "reading the saved motion")
+        return Motion.load(path)
+
+    return generate
+
+
 def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> list[str]:
     """Run a generate request; returns paths of Motion ``.npz`` files (one per take) in a fresh temp folder.
 
@@ -142,7 +157,9 @@ def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> li
     ``facing``, made in-place if asked, and resampled to ``fps`` (the Blender scene's rate).
     ``generate_fn`` has ``e3d2_core.api.generate``'s signature (the default).
     """
-    if generate_fn is None:
+    if request.get("motion"):
+        generate_fn = saved_motion(_require(request, "motion", str))
+    elif generate_fn is None:
         generate_fn = default_generator()
     audio = _audio_path(request)
     offset = float(request.get("offset") or 0.0)

@@ -45,6 +45,50 @@ def test_action_names_are_short_unique_and_utf8_safe():
     assert len(kf.action_name("x" * 80, 1, existing={clash}).encode()) <= 63
 
 
+def test_take_names_share_one_prefix_and_one_suffix():
+    song = "Kevin MacLeod - Plum Fantastic (Extended Dance Mix for the Whole Afternoon)"
+    names = kf.take_names(song, 7, 12)
+    prefix = names[0].removesuffix("_7")
+    assert names == [f"{prefix}_7"] + [f"{prefix}_7_t{k}" for k in range(2, 13)]
+    assert prefix.startswith("dance_Kevin_MacLeod_Plum") and max(len(n.encode()) for n in names) <= 63
+    again = kf.take_names(song, 7, 12, existing=names[3:4])                  # one name taken: all move on
+    assert again == [n + ".001" for n in names] and max(len(n.encode()) for n in again) <= 63
+    for length in range(40, 70):                                              # at and around the limit
+        for n in kf.take_names("y" * length, 12345, 3, existing=kf.take_names("y" * length, 12345, 3)):
+            assert len(n.encode()) <= 63 and n.startswith("dance_y")
+    assert kf.take_names("Vibe Ace", 0, 2) == ["dance_Vibe_Ace_0", "dance_Vibe_Ace_0_t2"]
+
+
+def test_progress_printer_rewrites_one_line_on_a_terminal_and_prints_quarters_elsewhere():
+    import io
+
+    from blender_addon.progress import ProgressPrinter
+
+    events = [(k / 230, f"step {k}") for k in range(231)]
+    pipe = io.StringIO()
+    printer = ProgressPrinter(pipe, is_tty=False)
+    for fraction, message in events:
+        printer(fraction, message)
+    printer.close()
+    lines = pipe.getvalue().splitlines()
+    assert [line.split("%")[0] for line in lines] == ["e3d2:  25", "e3d2:  50", "e3d2:  75", "e3d2: 100"]
+    assert lines[-1] == "e3d2: 100% step 230"
+    terminal = io.StringIO()
+    printer = ProgressPrinter(terminal, is_tty=True)
+    for fraction, message in events:
+        printer(fraction, message)
+    printer.close()
+    text = terminal.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n") and text.count("\r") == 231
+    assert text.split("\r")[-1].rstrip() == "e3d2: 100% step 230"
+    stopped = io.StringIO()                                                  # a job that fails at 40 %
+    printer = ProgressPrinter(stopped, is_tty=False)
+    for fraction, message in events[:93]:
+        printer(fraction, message)
+    printer.close()
+    assert stopped.getvalue().splitlines() == ["e3d2:  25% step 58", "e3d2:  40% step 92"]
+
+
 def test_rotation_helpers_match_scipy():
     rot = Rotation.random(200, random_state=3)
     q = kf.axis_angle_to_quaternion(rot.as_rotvec())

@@ -251,8 +251,6 @@ def test_clear_errors_for_degenerate_input(tmp_path, aist30):
     good = write_tracks(tmp_path / "good", aist30)
     one = write_tracks(tmp_path / "one", dict([next(iter(aist30.items()))]))
     with pytest.raises(E3D2Error, match="at least two dances"):
-        evaluate(one, good, fps=30)
-    with pytest.raises(E3D2Error, match="at least two dances"):
         evaluate(good, one, fps=30)
     with pytest.raises(E3D2Error, match="feature windows need at least 5"):
         evaluate(write_tracks(tmp_path / "short", {k: v[:2] for k, v in aist30.items()}), good, fps=30)
@@ -362,3 +360,31 @@ def test_bas_from_audio_files(tmp_path, aist30, aist60, monkeypatch):
         soundfile.write(silent / f"{name}.wav", np.zeros(rate * 5), rate)
     with pytest.raises(E3D2Error, match="no music beats.*\\.npy of beat frame indices"):
         evaluate(pred, pred, music=silent, fps=30)
+
+
+# ---------------------------------------------------------------------------------------- one dance
+def test_one_dance_gets_bas_and_pfc_and_a_note_on_fid(tmp_path, aist30, aist60, evaluate_cli, capsys):
+    folder = write_tracks(tmp_path / "set", aist30)
+    music = tmp_path / "music"
+    music.mkdir()
+    for name, track in aist60.items():
+        np.save(music / f"{name}.npy", np.arange(7, len(track) - 1, 23))
+    name = sorted(aist30)[0]
+    beats = np.arange(7, len(aist60[name]) - 1, 23)
+    np.save(tmp_path / "song.npy", beats)
+    single = evaluate(folder / f"{name}.npy", fps=30, music=tmp_path / "song.npy")     # one file, no GT pool
+    assert single["bas"] == pytest.approx(beat_align_score(beats, motion_beats(aist60[name])), rel=1e-9)
+    assert single["pfc"] == pytest.approx(pfc_score(aist60[name]), rel=1e-9)
+    assert all(single[k] is None for k in ("fid_k", "fid_g", "div_k", "div_g"))
+    assert single["n_pred"] == 1 and single["n_bas"] == 1
+    assert any("need at least two predictions" in note for note in single["notes"])
+    # a folder holding one dance, with a GT pool, says the same
+    one = write_tracks(tmp_path / "one", {name: aist30[name]})
+    assert evaluate(one, folder, fps=30, music=music)["bas"] == pytest.approx(single["bas"])
+    # the CLI: a table with '-' for FID/Div and the note on stderr, exit 0
+    assert evaluate_cli(["evaluate", "--pred", str(folder / f"{name}.npy"), "--music", str(tmp_path / "song.npy"),
+                         "--fps", "30"]) == 0
+    captured = capsys.readouterr()
+    rows = dict(line.split(None, 1) for line in captured.out.splitlines()[:6])
+    assert rows["FID_k"].strip() == "-" and rows["BAS"].strip() == f"{single['bas']:.4f}"
+    assert "FID_k, FID_g, Div_k and Div_g compare sets of dances" in captured.err

@@ -116,3 +116,118 @@ def test_preview_cli(tmp_path, capsys):
         assert "no such motion file" in capsys.readouterr().err and not (tmp_path / "q.mp4").exists()
     finally:
         cli.COMMANDS = saved
+
+
+def decoded_audio(path, rate=8000):
+    """Mono float32 samples of a file's first audio stream, decoded by the bundled ffmpeg."""
+    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar",
+                          str(rate), "-f", "f32le", "-"], capture_output=True, check=True)
+    return np.frombuffer(run.stdout, np.float32)
+
+
+def test_a_section_has_its_frames_clock_beats_and_sound(tmp_path):
+    out = tmp_path / "section.mp4"
+    render_preview(swinging_motion(), out, audio=AMEN, fps=20, start=0.5, end=1.5, size=(320, 180))
+    frames, duration, has_audio = probe(out)
+    assert frames == 20 and abs(duration - 1.0) < 0.1 and has_audio
+    # the sound track is the song from 0.5 s: it lines up with the song 0.5 s in, not with its start
+    song, clip = decoded_audio(AMEN), decoded_audio(out)[: 8000 // 2]
+    lags = np.arange(0, 8000)                                         # 0 .. 1 s, in samples
+    match = [np.dot(song[lag:lag + len(clip)], clip) for lag in lags]
+    assert abs(lags[int(np.argmax(match))] / 8000 - 0.5) < 0.03
+    # --seconds counts from --start; a section running past the end stops at the end
+    render_preview(swinging_motion(), tmp_path / "b.mp4", fps=20, start=1.0, seconds=5.0, size=(320, 180))
+    assert probe(tmp_path / "b.mp4")[0] == 20
+
+
+def test_section_clock_and_beat_counter_follow_the_song():
+    skeleton = default_skeleton()
+    motion = swinging_motion(seconds=1.0, fps=20)
+    beats = [0.25, 0.82, 1.33, 1.6]
+    renderer = StickFigureRenderer(motion.joints(), skeleton.parents, skeleton.names, 20, beats, (320, 180),
+                                   start_time=1.0)
+    assert list(renderer.beat_times) == [1.33, 1.6]                   # the beats inside the section
+    assert renderer.beats_before(0) == 2 and renderer.beats_before(19) == 4   # counted from the song's start
+    assert renderer.flash[round(0.33 * 20)] == pytest.approx(1.0)       # 1.33 s is frame 6.6 -> 7 of the section
+    renderer.draw(7)
+    assert renderer.clock.text == "t   1.4 s" and renderer.beat_label.text == "beat   3/4  *BEAT*"
+
+
+@pytest.mark.parametrize("start, end, seconds, message", [
+    (2.5, None, None, "at or after the end of the dance"),
+    (1.0, 0.5, None, "must come after --start"),
+    (0.5, 1.0, 0.5, "give --end or --seconds, not both"),
+    (-1.0, None, None, "--start must be a time >= 0"),
+])
+def test_bad_sections_are_refused(tmp_path, start, end, seconds, message):
+    with pytest.raises(E3D2Error, match=message):
+        render_preview(swinging_motion(), tmp_path / "x.mp4", start=start, end=end, seconds=seconds)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def body_rows_and_columns(image, box):
+    """Rows and columns of the bone colours (left blue, right red) inside pixel box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    crop = image[y0:y1, x0:x1].astype(int)
+    blue = (crop[..., 2] > 150) & (crop[..., 0] < 90)
+    red = (crop[..., 0] > 170) & (crop[..., 1] < 90)
+    rows, cols = np.nonzero(blue | red)
+    return rows, cols
+
+
+def panel_boxes(renderer):
+    height = renderer.size[1]
+    boxes = {}
+    for name, ax in renderer.axes.items():
+        x0, y0, x1, y1 = ax.get_window_extent().extents
+        boxes[name] = (round(x0), round(height - y1), round(x1), round(height - y0))
+    return boxes
+
+
+def test_panels_are_equal_and_the_figure_fills_them_while_travelling():
+    skeleton = default_skeleton()
+    t = np.arange(90) / 30
+    poses = np.zeros((90, 24, 3), np.float32)
+    trans = np.stack([1.5 * t, np.full_like(t, 0.93), -0.5 * t], -1)          # walks 4.5 m sideways, 1.5 m back
+    motion = Motion(poses, trans, 30)
+    renderer = StickFigureRenderer(motion.joints(), skeleton.parents, skeleton.names, 30, [], (640, 360))
+    boxes = panel_boxes(renderer)
+    sizes = {(b[2] - b[0], b[3] - b[1]) for b in boxes.values()}
+    assert len(sizes) == 1                                                   # front, side and top: one size
+    (panel_w, panel_h), = sizes
+    assert panel_h > 0.6 * 360
+    for frame in (0, 45, 89):
+        image = renderer.frame(frame)
+        for view in ("front", "side"):
+            rows, cols = body_rows_and_columns(image, boxes[view])
+            # the standing body (feet to shoulders, ~1.4 m of its ~1.7 m) spans most of the panel's height...
+            assert rows.max() - rows.min() > 0.65 * panel_h, (frame, view)
+            # ...and stays in the middle of the panel however far it has walked
+            assert 0.25 * panel_w < cols.mean() < 0.75 * panel_w, (frame, view)
+
+
+def test_bone_chains_draw_every_bone_once():
+    from e3d2_core.preview import bone_chains
+
+    skeleton = default_skeleton()
+    chains = bone_chains(skeleton.parents, skeleton.names)
+    bones = sorted((chain[k + 1], chain[k]) for chain, _ in chains for k in range(len(chain) - 1))
+    assert bones == sorted((j, p) for j, p in enumerate(skeleton.parents) if p >= 0)
+    assert len(chains) == 5
+    for chain, colour in chains:
+        sides = {skeleton.names[j].split("_")[0] for j in chain[1:]}
+        assert len(sides) == 1 or not sides & {"left", "right"}               # one side per chain
+
+
+def test_preview_cli_section_and_size(tmp_path, capsys):
+    motion_path = swinging_motion(seconds=2.0).save(tmp_path / "m.npz")
+    saved = cli.COMMANDS
+    cli.COMMANDS = {"preview": saved["preview"]}
+    try:
+        assert cli.main(["preview", str(motion_path), "-o", str(tmp_path / "p.mp4"), "--start", "0.5", "--end",
+                         "1.5", "--fps", "10", "--size", "320x180"]) == 0
+        assert probe(tmp_path / "p.mp4")[0] == 10
+        assert cli.main(["preview", str(motion_path), "-o", str(tmp_path / "q.mp4"), "--start", "3"]) == 2
+        assert "--start 3 s is at or after the end of the dance (2.00 s)" in capsys.readouterr().err
+    finally:
+        cli.COMMANDS = saved

@@ -6,7 +6,8 @@ DESCRIPTION = """\
 Standard AIST++ dance metrics, computed exactly as Bailando's evaluation code does (quirks kept), plus EDGE's
 physical foot contact score (PFC, converted from EDGE's Z-up 30 fps to our Y-up 60 fps tracks).
 
-Folders hold Motion .npz files or joint tracks .npy ((T, 72) or (T, 24, 3), metres, Y up, SMPL joint order).
+FID and diversity compare sets: they need at least two predictions and a --gt pool. One dance (--pred
+dance.npz --music song.ogg) gets BAS and PFC. Folders hold Motion .npz files or joint tracks .npy ((T, 72) or (T, 24, 3), metres, Y up, SMPL joint order).
 Everything is resampled to 60 fps; predictions are cropped to --crop frames for FID/Div; BAS and PFC use the
 full length. --music holds per dance an audio file or a .npy of music-beat frame indices at 60 fps (same stem,
 else the AIST++ music id such as mBR0). See docs/metrics.md.
@@ -14,9 +15,11 @@ else the AIST++ music id such as mBR0). See docs/metrics.md.
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--pred", required=True, help="folder of predicted dances")
-    parser.add_argument("--gt", required=True, help="folder of ground-truth dances (the pool, e.g. 1363 AIST++)")
-    parser.add_argument("--music", help="folder of music (audio or .npy beat frame indices at 60 fps) for BAS")
+    parser.add_argument("--pred", required=True, help="folder of predicted dances, or one dance file")
+    parser.add_argument("--gt", help="folder of ground-truth dances (the pool, e.g. 1363 AIST++); needed for "
+                                     "FID and diversity")
+    parser.add_argument("--music", help="folder of music (audio or .npy beat frame indices at 60 fps) for BAS, "
+                                        "or one song for every dance")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of joint tracks that carry none (default: 60, reported when assumed)")
     parser.add_argument("--crop", type=int, default=1200,
@@ -42,8 +45,11 @@ def format_table(result: dict) -> str:
         ("Div_k (GT pool)", _format(result["div_k_gt"], 2)), ("Div_g (GT pool)", _format(result["div_g_gt"], 2)),
     ]
     lines = [f"{name:<16} {value:>10}" for name, value in rows]
-    lines.append(f"{result['n_pred']} predictions (first {result['crop'] or 'all'} frames at 60 fps) vs "
-                 f"{result['n_gt']} ground-truth dances; BAS over {result['n_bas']}")
+    if result["fid_k"] is None:
+        lines.append(f"{result['n_pred']} prediction(s), no FID/Div (see the note); BAS over {result['n_bas']}")
+    else:
+        lines.append(f"{result['n_pred']} predictions (first {result['crop'] or 'all'} frames at 60 fps) vs "
+                     f"{result['n_gt']} ground-truth dances; BAS over {result['n_bas']}")
     lines.append(f"variant: {result['variant']}")
     lines.append("PFC: EDGE's definition (Z up, 30 fps, x10^4) on our Y-up tracks sampled at 30 fps")
     return "\n".join(lines)

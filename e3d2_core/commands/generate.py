@@ -14,7 +14,8 @@ Nothing is written when anything fails (exit code 2)."""
 def add_arguments(parser) -> None:
     parser.add_argument("audio", help="song to dance to (wav, ogg, flac, mp3, ...)")
     parser.add_argument("-o", "--output", required=True, help="output Motion .npz")
-    parser.add_argument("--seconds", type=float, help="dance only the first S seconds")
+    parser.add_argument("--seconds", type=float,
+                        help="dance only the first S seconds (more than the song has: the whole song, with a note)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--takes", type=int, default=1, help="number of dances, batched (default 1)")
     parser.add_argument("--temperature", type=float, default=0.7,
@@ -49,6 +50,24 @@ def output_paths(output, takes: int):
     return [output.with_name(f"{output.stem}.take{k}{output.suffix}") for k in range(1, takes + 1)]
 
 
+def _note_a_short_song(audio, seconds) -> None:
+    """Say on stderr when --seconds asks for more than the song holds (the dance stops with the song)."""
+    import sys
+
+    from e3d2_core.errors import E3D2Error
+
+    if seconds is None:
+        return
+    try:
+        from e3d2_core.audio import audio_duration
+        duration = audio_duration(audio)
+    except (E3D2Error, ImportError):     # generation itself reports an unreadable song
+        return
+    if seconds > duration + 1e-6:
+        print(f"e3d2 generate: note: {audio} is only {duration:.1f} s long: the dance lasts {duration:.1f} s, "
+              f"not the {seconds:g} s asked for", file=sys.stderr)
+
+
 def run(args) -> int:
     import contextlib
     import os
@@ -68,6 +87,7 @@ def run(args) -> int:
         except ImportError:
             raise E3D2Error("--preview needs e3d2_core.preview, which is missing from this installation") from None
 
+    _note_a_short_song(args.audio, args.seconds)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -108,37 +108,49 @@ def _gt_pool(gt_folder, *, fmt, fps, fixed, cache_path, notes: list[str]) -> dic
     return pool
 
 
-def evaluate_folders(pred, gt, *, music=None, fps=None, crop=1200, gt_cache_path=None, fmt=None,
+def evaluate_folders(pred, gt=None, *, music=None, fps=None, crop=1200, gt_cache_path=None, fmt=None,
                      fixed=False) -> dict:
-    """Evaluate a folder of predicted dances against a ground-truth folder (see :func:`e3d2_core.api.evaluate`)."""
+    """Evaluate a folder of predicted dances against a ground-truth folder (see :func:`e3d2_core.api.evaluate`).
+
+    ``pred`` may be one dance file; with a single prediction (or no ``gt``) FID and diversity, which compare
+    sets, are None and a note says why, while BAS and PFC (per dance) are still computed.
+    """
     if crop is not None and crop < 0:
         raise E3D2Error(f"--crop must be >= 0 (0 = no crop), got {crop}")
     notes: list[str] = []
     pred_files = inputs.list_track_files(pred, fmt)
-    if len(pred_files) < 2:
-        raise E3D2Error("the prediction folder needs at least two dances (FID and diversity compare sets)",
-                        path=pred)
     music_files = None
     if music is not None:  # match every dance before any heavy work, so a missing song fails fast
-        index = inputs.music_index(music)
-        music_files = [inputs.match_music(path, index) for path in pred_files]
+        if inputs.is_music_file(music):
+            music_files = [inputs.music_file(music)] * len(pred_files)
+        else:
+            index = inputs.music_index(music)
+            music_files = [inputs.match_music(path, index) for path in pred_files]
 
     tracks = [inputs.load_track(path, fmt=fmt, fps=fps) for path in pred_files]
-    cropped = []
-    for track in tracks:
-        joints = track.joints[:crop] if crop else track.joints
-        _check_length(track, joints, "predicted dance")
-        cropped.append(inputs.root_relative(joints))
-    pred_k, pred_g = pool_features(cropped, fixed=fixed)
-
-    pool = _gt_pool(gt, fmt=fmt, fps=fps, fixed=fixed, cache_path=gt_cache_path, notes=notes)
-    result = feature_metrics(pred_k, pred_g, pool["kinetic"], pool["geometric"],
-                             div_gt=(pool["div_k_gt"], pool["div_g_gt"]))
-    for name, gt_feats in (("kinetic", pool["kinetic"]), ("geometric", pool["geometric"])):
-        constant = int((gt_feats.std(axis=0) == 0).sum())
-        if constant:
-            notes.append(f"{constant} {name} feature(s) are constant over the GT pool: the reference's z-score by "
-                         f"std + 1e-10 blows their differences up (FID/Div meaningless; use a larger pool)")
+    result = {name: None for name in ("fid_k", "fid_g", "div_k", "div_g", "div_k_gt", "div_g_gt")}
+    pool = {"names": []}
+    if len(tracks) < 2:
+        notes.append("FID_k, FID_g, Div_k and Div_g compare sets of dances and need at least two predictions "
+                     "(got one): only BAS (with --music) and PFC are given")
+    elif gt is None:
+        notes.append("no ground-truth folder (--gt): FID and the diversities need one; only BAS (with --music) "
+                     "and PFC are given")
+    else:
+        cropped = []
+        for track in tracks:
+            joints = track.joints[:crop] if crop else track.joints
+            _check_length(track, joints, "predicted dance")
+            cropped.append(inputs.root_relative(joints))
+        pred_k, pred_g = pool_features(cropped, fixed=fixed)
+        pool = _gt_pool(gt, fmt=fmt, fps=fps, fixed=fixed, cache_path=gt_cache_path, notes=notes)
+        result = feature_metrics(pred_k, pred_g, pool["kinetic"], pool["geometric"],
+                                 div_gt=(pool["div_k_gt"], pool["div_g_gt"]))
+        for name, gt_feats in (("kinetic", pool["kinetic"]), ("geometric", pool["geometric"])):
+            constant = int((gt_feats.std(axis=0) == 0).sum())
+            if constant:
+                notes.append(f"{constant} {name} feature(s) are constant over the GT pool: the reference's z-score "
+                             f"by std + 1e-10 blows their differences up (FID/Div meaningless; use a larger pool)")
 
     result["bas"] = None
     if music_files is not None:

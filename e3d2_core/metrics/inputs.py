@@ -44,10 +44,12 @@ class Track:
 
 
 def list_track_files(folder, fmt: str | None = None) -> list[Path]:
-    """Sorted dance files of ``folder`` (hidden files skipped)."""
+    """Sorted dance files of ``folder`` (hidden files skipped); ``[folder]`` when it is one dance file."""
     folder = Path(folder)
     if fmt is not None and fmt not in FORMATS:
         raise E3D2Error(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if folder.is_file() and folder.suffix.lower() in TRACK_SUFFIXES:
+        return [folder]
     if not folder.is_dir():
         raise E3D2Error("no such folder", path=folder)
     files = sorted(p for p in folder.iterdir()
@@ -132,6 +134,20 @@ def root_relative(joints: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- music
+def is_music_file(path) -> bool:
+    """True when ``path`` is one music file (audio or ``.npy`` beat indices) rather than a folder."""
+    path = Path(path)
+    return path.suffix.lower() in AUDIO_SUFFIXES + (".npy",) and not path.is_dir()
+
+
+def music_file(path) -> Path:
+    """One music file given for every dance; E3D2Error when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise E3D2Error("no such music file", path=path)
+    return path
+
+
 def music_index(folder) -> dict[str, list[Path]]:
     """stem -> music files (audio or ``.npy`` beat indices) of ``folder``."""
     folder = Path(folder)
