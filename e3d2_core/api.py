@@ -139,7 +139,7 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
             "policy": {"policy": "bc", "policy_rl": "rl"}[policy_part]}
     motions = gen.generate_motions(vqvae, runner, music, takes=takes, seed=seed, temperature=float(temperature),
                                    top_k=top_k, seed_motion=seed_motion, in_place=in_place,
-                                   progress=lambda f, m: report(0.05 + 0.95 * f, m), cancel=cancel, meta=meta)
+                                   progress=lambda f, m: report(0.05 + 0.9 * f, m), cancel=cancel, meta=meta)
     if beat_lock > 0:
         report(0.96, "locking the dance to the beat")
         motions = _lock_to_beats(motions, audio, float(beat_lock), bpm, beat_offset)

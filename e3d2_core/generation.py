@@ -203,6 +203,9 @@ def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Ten
     return up, down
 
 
+END_PAD_CODES = 2          # code steps danced past the song's end and cut (see generate_motions)
+
+
 def normalise_music(features: np.ndarray, mean, std) -> torch.Tensor:
     """(N, D) raw features -> float32 tensor (x − mean) / std (std floored at 1e-8)."""
     mean = torch.as_tensor(mean, dtype=torch.float32)
@@ -238,6 +241,9 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
         raise E3D2Error(f"the song is too short: it gives {n} code step(s) of {step:.3f} s, at least 2 are needed")
     generator = torch.Generator().manual_seed(int(seed))
     up0, down0, init_trans, init_heading = seed_codes(vqvae, seed_motion, takes, seed)
+    # the decoder's convolutions see zero padding past the last code, which bends the last frames (a foot
+    # plunged 30 cm in the final 3 frames): dance a little past the end on the last music row, then cut
+    music = torch.cat([music, music[-1:].expand(END_PAD_CODES, -1)])
 
     def dance_progress(fraction, message):
         if progress is not None:
@@ -245,7 +251,7 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
 
     up, down = generate_codes(policy, music, up0, down0, temperature=temperature, top_k=top_k,
                               generator=generator, progress=dance_progress, cancel=cancel)
-    frames = n * vqvae.downsample
+    frames = (n + END_PAD_CODES) * vqvae.downsample
     poses = np.empty((takes, frames, NUM_JOINTS, 3), np.float32)
     trans = np.empty((takes, frames, 3), np.float32)
     device = vqvae.vq_up.codebook.device
@@ -263,7 +269,26 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
     for k in range(takes):
         take_meta = {**(meta or {}), "seed": int(seed), "take": k + 1, "temperature": float(temperature),
                      "top_k": None if top_k is None else int(top_k),
-                     "codes_up": up[k].tolist(), "codes_down": down[k].tolist()}
-        motion = Motion(poses[k], trans[k], vqvae.fps, take_meta)
+                     "codes_up": up[k, :n].tolist(), "codes_down": down[k, :n].tolist()}
+        motion = keep_above_floor(Motion(poses[k, :n * vqvae.downsample], trans[k, :n * vqvae.downsample],
+                                         vqvae.fps, take_meta))
         motions.append(motion.in_place() if in_place else motion)
     return motions
+
+
+def keep_above_floor(motion: Motion, *, smooth_seconds: float = 0.05) -> Motion:
+    """The dance lifted wherever a sole would go below the floor (y = 0, :func:`e3d2_core.io.floor.sole_heights`):
+    the lift is the needed height, spread smoothly over neighbouring frames (a running maximum over ±0.15 s, then
+    a Gaussian), and never less than needed, so no sole ends below the floor. Frames that stand or fly are kept."""
+    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
+
+    from e3d2_core.io.floor import sole_heights
+    need = np.maximum(0.0, -sole_heights(motion.joints().astype(np.float64)))
+    if not need.any():
+        return motion
+    width = max(1, int(round(0.3 * motion.fps)))
+    lift = gaussian_filter1d(maximum_filter1d(need, width), smooth_seconds * motion.fps)
+    lift = np.maximum(lift, need)
+    trans = motion.trans.copy()
+    trans[:, 1] += lift.astype(trans.dtype)
+    return motion.copy(trans=trans)
