@@ -152,7 +152,8 @@ def generate_request(context, song: Song) -> dict:
             "takes": settings.takes, "temperature": settings.temperature, "in_place": settings.in_place,
             "facing": math.degrees(settings.facing), "bpm": settings.bpm if settings.use_bpm else None,
             "beat_offset": settings.beat_offset if settings.use_bpm else None,
-            "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto"}
+            "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto",
+            "score": True}
 
 
 # ---------------------------------------------------------------------------------------------- modal jobs
@@ -263,6 +264,9 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
                    for take, m in enumerate(motions)]
         compat.assign_action(obj, actions[0])
         first, last = actions[0]["e3d2_frame_start"], actions[0]["e3d2_frame_end"]
+        from . import takes  # the list of takes, best R_theta first (scores: None without a reward model)
+        scores = [s and s["per_minute"] for s in (result.get("scores") or [None] * len(actions))]
+        takes.fill(context.scene, obj, actions, scores, [(first, last)] * len(actions))
         self.report({"INFO"}, f"{len(actions)} dance(s): {', '.join(a.name for a in actions)} (frames {first}-{last})")
         return {"FINISHED"}
 

@@ -11,7 +11,8 @@ The four operations, in the order :mod:`e3d2_core.editing` applies them:
   position; the remaining differences (pose, height, and the rates of change) are measured on the last two
   kept frames and decay after the seam as a critically damped spring,
   x(s) = (x0 + (v0 + λ·x0)·s)·e^(−λ·s): position *and* velocity continue the kept motion at the seam, and the
-  offset is gone (below 2 % of x0) after 0.4 s at the default rate.
+  offset is gone (below 2 % of x0) after 1 s at the default rate λ = 6/s; a gentle rate, because the spring's
+  own acceleration at the seam is λ·(2·v0 + λ·x0).
 * :func:`meet_root` — the root path of the new part is bent, by a smoothly growing rigid motion (turn about
   +Y and floor shift, smootherstep in time, zero rate at both ends), so that at the end of the blend it arrives
   exactly where, and facing where, the kept motion is.
@@ -29,7 +30,7 @@ import numpy as np
 
 from e3d2_core import rotations
 
-DEFAULT_SPRING_RATE = 12.0      # 1/s: the start offset decays to (1 + 4.8)·e^(-4.8) ≈ 5 % in 0.4 s
+DEFAULT_SPRING_RATE = 6.0       # 1/s: the start offset decays to (1 + 3)·e^(-3) ≈ 20 % of x0 in 0.5 s, 2 % in 1 s
 
 
 # ---------------------------------------------------------------------------------------------- conversions
