@@ -124,7 +124,7 @@ def hold_joints(poses: np.ndarray, trans: np.ndarray, targets: np.ndarray, joint
         poses, trans (float64) with offsets on the joints of :func:`chain_joints` (and the pelvis position).
     """
     joints = [j for j in joints if j != ROOT]
-    free = list(chain_joints(joints, skeleton))
+    free = [ROOT] + list(chain_joints(joints, skeleton))      # the pelvis may tilt a little too
     poses = np.asarray(poses, np.float64)
     trans = np.asarray(trans, np.float64)
     if not joints:
@@ -235,6 +235,11 @@ def snap_joints(poses: np.ndarray, trans: np.ndarray, targets: np.ndarray, joint
             turn = _swing(bent_c - a, goal - a)
             world_g = turn @ world[:, g]
             world_p = turn @ world_p
+            # where turning the parent alone reaches the goal (it lies at the bone's length from the parent),
+            # do only that: the grandparent, and whatever else hangs from it, stays where it is
+            direct = (np.abs(np.linalg.norm(goal - b, axis=-1) - l2) < 1e-9)[:, None, None]
+            world_g = np.where(direct, world[:, g], world_g)
+            world_p = np.where(direct, _swing(c - b, goal - b) @ world[:, p], world_p)
             local[:, g] = np.swapaxes(world[:, parents[g]], -1, -2) @ world_g
             local[:, p] = np.swapaxes(world_g, -1, -2) @ world_p
     return rotations.matrix_to_axis_angle(local)

@@ -382,6 +382,8 @@ def edit(motion, audio, plan_fn, *, seed=0, takes=1, keep=(), pose_targets=(), t
         sec_poses, sec_t = _hold(sec_poses, sec_t, model_motion, plan, keep_idx, generator.skeleton)
     check_cancel()
     results = _splice(motion, model_motion, sec_poses, sec_t, plan, (up, down, grid_start, stored), step)
+    if keep_idx and abs(motion.fps - fps) > 1e-9:        # resampling moved the held joints a little: hold them
+        results = [_hold_frames(result, motion, plan, keep_idx, generator.skeleton) for result in results]
     report(0.95, "scoring the takes")
     _describe(results, motion, plan, generator, song, audio, seed, temperature, top_k, keep, keep_idx)
     report(1.0, "done")
@@ -535,6 +537,18 @@ def _hold(poses, trans, model_motion: Motion, plan: EditPlan, keep_idx, skeleton
                        np.broadcast_to(targets, (b, t) + targets.shape[1:]).reshape(b * t, NUM_JOINTS, 3),
                        keep_idx, skeleton)
     return flat.reshape(poses.shape), trans
+
+
+def _hold_frames(result: Motion, motion: Motion, plan: EditPlan, keep_idx, skeleton) -> Motion:
+    """Kept joints exactly on the result's own frames (after resampling from the model's rate)."""
+    i0, i1 = plan.frames
+    idx = np.full(i1 - i0, motion.num_frames - 1) if plan.extend else np.arange(i0, i1)
+    targets = motion.joints(skeleton)[idx].astype(np.float64)
+    poses, trans = result.poses.copy(), result.trans.copy()
+    if 0 in keep_idx:
+        trans[i0:i1] = motion.trans[idx]
+    poses[i0:i1] = snap_joints(poses[i0:i1], trans[i0:i1], targets, keep_idx, skeleton)
+    return result.copy(poses=poses, trans=trans)
 
 
 def _splice(motion: Motion, model_motion: Motion, sec_poses, sec_trans, plan: EditPlan, codes=None,

@@ -71,7 +71,7 @@ def test_no_seam_on_real_dance(song_clip):
         seams, unedited, root_steps, cut = {"v": [], "a": []}, {"v": [], "a": []}, [], []
         for dance in dances:
             joints_before = dance.joints()
-            for _ in range(4 if len(dances) == 3 else 3):
+            for case in range(3 if len(dances) == 3 else 2):
                 start = float(rng.uniform(0.5, dance.duration - 2.5))
                 end = start + float(rng.uniform(1.0, 1.8))
                 for take in editing.regenerate(dance, song_clip, start=start, end=end, seed=3, takes=2,
@@ -83,9 +83,10 @@ def test_no_seam_on_real_dance(song_clip):
                             v, a = seam_values(motion_joints, take.fps, frame)
                             into["v"].append(v), into["a"].append(a)
                         root_steps.append(np.linalg.norm(joints[frame, 0] - joints[frame - 1, 0]) * take.fps)
-                hard = editing.regenerate(dance, song_clip, start=start, end=end, seed=3, blend=0.0,
-                                          generator=generator)
-                cut.append(seam_values(hard.joints(), hard.fps, hard.meta["edit"]["frames"][1])[1])
+                if case == 0:
+                    hard = editing.regenerate(dance, song_clip, start=start, end=end, seed=3, blend=0.0,
+                                              generator=generator)
+                    cut.append(seam_values(hard.joints(), hard.fps, hard.meta["edit"]["frames"][1])[1])
             assert np.array_equal(dance.joints(), joints_before)
         for key, name in (("v", "speed"), ("a", "acceleration")):
             edited, own = np.percentile(np.concatenate(seams[key]), 99), np.percentile(np.concatenate(unedited[key]), 99)
@@ -169,7 +170,9 @@ def test_kept_joints_stay_within_a_centimetre(song_clip, generated):
                                 (generated, ["left_wrist", "head"], ["left_wrist", "head"]),
                                 (generated, ["root"], ["pelvis"])):
         idx = [names.index(n) for n in joints]
-        for take in api.regenerate(dance, song_clip, start=2.0, end=5.0, seed=4, takes=2, keep=keep):
+        result = api.regenerate(dance, song_clip, start=2.0, end=4.5, seed=4, takes=2 if dance is cmu_dance() else 1,
+                                keep=keep)
+        for take in result if isinstance(result, list) else [result]:
             i0, i1 = unchanged_outside(take, dance)
             error = np.linalg.norm(take.joints()[i0:i1, idx] - dance.joints()[i0:i1, idx], axis=-1).max()
             assert error < 0.01, (keep, error)
