@@ -149,24 +149,33 @@ class Song:
         return self.duration - self.offset
 
 
-def read_song(audio, generator: Generator, *, audio_offset: float = 0.0, bpm=None, beat_offset=None) -> Song:
-    """The model's music features of ``audio`` (cached per song), refusing silence."""
+def song_length(audio, audio_offset: float = 0.0) -> Song:
+    """The song's length from its header (cheap: the range is checked before any music is analysed)."""
+    from e3d2_core import audio as audio_mod
+
+    if isinstance(audio_offset, bool) or not isinstance(audio_offset, (int, float)) \
+            or not math.isfinite(audio_offset) or audio_offset < 0:
+        raise E3D2Error(f"audio_offset must be a number of seconds ≥ 0, got {audio_offset!r}")
+    duration = float(audio_mod.audio_duration(audio))
+    if audio_offset >= duration:
+        raise E3D2Error(f"the song is {duration:.2f} s long; an audio offset of {audio_offset:.2f} s leaves "
+                        f"nothing to dance to", path=audio)
+    return Song(np.zeros((0, 0), np.float32), 0.0, duration, float(audio_offset))
+
+
+def read_song(audio, generator: Generator, song: Song, *, bpm=None, beat_offset=None) -> Song:
+    """``song`` with the model's music features of ``audio`` (cached per song), refusing silence."""
     from e3d2_core import api
     from e3d2_core import audio as audio_mod
 
-    if not isinstance(audio_offset, (int, float)) or not math.isfinite(audio_offset) or audio_offset < 0:
-        raise E3D2Error(f"audio_offset must be a number of seconds ≥ 0, got {audio_offset!r}")
     cfg = generator.music_cfg
     features = audio_mod.extract_features(audio, fps=float(cfg["fps"]), kind=str(cfg["kind"]), bpm=bpm,
                                           beat_offset=beat_offset)
     samples, _ = audio_mod.load_audio(audio, sr=int(round(512 * float(cfg["fps"]))))
     if samples.size == 0 or float(abs(samples).max()) < api.SILENCE_PEAK:
         raise E3D2Error("the song is silent: nothing to dance to", path=audio)
-    if audio_offset >= features.duration:
-        raise E3D2Error(f"the song is {features.duration:.2f} s long; an audio offset of {audio_offset:.2f} s "
-                        f"leaves nothing to dance to", path=audio)
     return Song(np.asarray(features.features, np.float32), float(cfg["fps"]), float(features.duration),
-                float(audio_offset), float(features.tempo), features.audio_hash)
+                song.offset, float(features.tempo), features.audio_hash)
 
 
 def music_for_steps(song: Song, generator: Generator, first_frame: int, steps: int) -> torch.Tensor:
@@ -349,15 +358,16 @@ def edit(motion, audio, plan_fn, *, seed=0, takes=1, keep=(), pose_targets=(), t
     generator = generator or load_generator(checkpoint, policy=policy, device=device, precision=precision)
     check_skeleton(motion, generator.skeleton)
     keep_idx = kept_joints(keep, generator.skeleton)
-    check_cancel()
-    report(0.02, "reading the music")
-    song = read_song(audio, generator, audio_offset=audio_offset, bpm=bpm, beat_offset=beat_offset)
     fps, step = generator.fps, generator.step
+    song = song_length(audio, audio_offset)
     model_motion = motion if abs(motion.fps - fps) < 1e-9 else motion.resample(fps)
     plan = plan_fn(motion, model_motion.num_frames, song, generator)
     plan.targets = _targets(pose_targets, plan)
     if plan.extend and plan.targets:
         raise E3D2Error("key poses apply to a regenerated range, not to an extension")
+    check_cancel()
+    report(0.02, "reading the music")
+    song = read_song(audio, generator, song, bpm=bpm, beat_offset=beat_offset)
     check_cancel()
 
     kept_q, kept_t = blending.to_track(model_motion.poses, model_motion.trans)          # (T, 24, 4), (T, 3)
