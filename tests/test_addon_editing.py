@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -206,3 +207,57 @@ def test_generate_lists_its_takes_best_first(song_clip):
     assert len(takes) == 3 and all(t.has_score for t in takes)
     assert [t.score for t in takes] == sorted((t.score for t in takes), reverse=True)
     assert (takes[0].frame_start, takes[0].frame_end) == (1, 50)
+
+
+class RecordingLayout:
+    """Stands in for a panel's UILayout: checks every property and operator it is asked to draw exists."""
+
+    def __init__(self, drawn):
+        self.drawn = drawn
+
+    def _child(self, *args, **kwargs):
+        return RecordingLayout(self.drawn)
+
+    row = column = box = _child
+
+    def label(self, text="", icon="NONE"):
+        self.drawn.append(("label", text))
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, name
+        self.drawn.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), idname
+        self.drawn.append(("operator", idname))
+        return type("Properties", (), {})()
+
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **kwargs):
+        assert list_type in dir(bpy.types) and name in data.bl_rna.properties and active_name in active_data.bl_rna.properties
+        self.drawn.append(("list", name))
+
+    def progress(self, **kwargs):
+        self.drawn.append(("progress", kwargs.get("text", "")))
+
+
+def test_edit_and_takes_panels_draw_what_exists(song_clip):
+    from blender_addon import edit_panel
+
+    scene, strip, obj = dance_scene(song_clip)
+    scene.e3d2.takes = 2
+    scene.use_preview_range = True
+    for source in ("PREVIEW", "FRAMES"):
+        scene.e3d2_edit.range_source = source
+        drawn = []
+        edit_panel.E3D2_PT_edit.draw(SimpleNamespace(layout=RecordingLayout(drawn)), bpy.context)
+        assert ("operator", "e3d2.regenerate_range") in drawn and ("operator", "e3d2.continue_dance") in drawn
+        assert (("prop", "frame_from") in drawn) == (source == "FRAMES")
+    assert edit_panel.E3D2_PT_takes.poll(bpy.context)           # the generation's takes are listed
+    drawn = []
+    edit_panel.E3D2_PT_takes.draw(SimpleNamespace(layout=RecordingLayout(drawn)), bpy.context)
+    assert ("list", "e3d2_takes") in drawn
+    row = []
+    from blender_addon.takes import E3D2_UL_takes
+    E3D2_UL_takes.draw_item(None, bpy.context, RecordingLayout(row), scene, scene.e3d2_takes[0], 0, None, "", 0)
+    assert ("operator", "e3d2.preview_take") in row and ("operator", "e3d2.use_take") in row
