@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, properties
+from . import edit_panel, editing, operators, panel, properties, takes
 
-_CLASSES = properties.CLASSES + operators.CLASSES + panel.CLASSES
+_CLASSES = (properties.CLASSES + takes.CLASSES + operators.CLASSES + editing.CLASSES + panel.CLASSES
+            + edit_panel.CLASSES)
 
 
 def register():
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    takes.register_properties()
+    editing.register_properties()
 
 
 def unregister():
+    editing.unregister_properties()
+    takes.unregister_properties()
     properties.unregister_properties()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -192,20 +192,22 @@ class ProcessJob(Job):
 class InProcessBackend:
     """Runs ``e3d2_core.serve.handle`` in a thread of this process (needs torch here).
 
-    ``generate_fn`` / ``score_fn`` replace ``e3d2_core.api.generate`` / ``score`` (same signatures): the
-    injection point for other generators and for tests.
+    ``generate_fn`` / ``score_fn`` replace ``e3d2_core.api.generate`` / ``score`` (same signatures), and
+    ``edit_fns`` ``{"regenerate": fn, "extend": fn}`` the editing functions: the injection point for other
+    generators and for tests.
     """
 
     name = "in-process"
 
-    def __init__(self, generate_fn=None, score_fn=None):
-        self.generate_fn, self.score_fn = generate_fn, score_fn
+    def __init__(self, generate_fn=None, score_fn=None, edit_fns=None):
+        self.generate_fn, self.score_fn, self.edit_fns = generate_fn, score_fn, edit_fns
 
     def start(self, request: dict) -> Job:
         from e3d2_core import serve  # imports torch lazily inside its operations
 
         def handler(req, emit, cancelled):
-            serve.handle(req, emit, cancelled, generate_fn=self.generate_fn, score_fn=self.score_fn)
+            serve.handle(req, emit, cancelled, generate_fn=self.generate_fn, score_fn=self.score_fn,
+                         edit_fns=self.edit_fns)
 
         return ThreadJob(request, handler)
 

@@ -183,7 +183,7 @@ def generate_request(context, song: Song, motion: str | None = None) -> dict:
             "facing": math.degrees(settings.facing), "bpm": settings.bpm if settings.use_bpm else None,
             "beat_offset": settings.beat_offset if settings.use_bpm else None,
             "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto",
-            **extra}
+            "score": not motion, **extra}
 
 
 # ---------------------------------------------------------------------------------------------- modal jobs
@@ -309,6 +309,9 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         first, last = actions[0]["e3d2_frame_start"], actions[0]["e3d2_frame_end"]
         if not self._song.strip_name:
             show_song(context, self._song, first, last)
+        from . import takes  # the list of takes, best R_theta first (scores: None without a reward model)
+        scores = [s and s["per_minute"] for s in (result.get("scores") or [None] * len(actions))]
+        takes.fill(context.scene, obj, actions, scores, [(first, last)] * len(actions))
         keys = ""
         if tolerance is not None:
             keys = (f"; {actions[0]['e3d2_keys']} of {actions[0]['e3d2_keys_dense']} keys, within "

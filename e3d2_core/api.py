@@ -226,3 +226,51 @@ def evaluate(pred, gt=None, *, music=None, fps=None, crop=1200, gt_cache=None, f
 
     return evaluate_folders(pred, gt, music=music, fps=fps, crop=crop, gt_cache_path=gt_cache, fmt=fmt,
                             fixed=fixed)
+
+
+def regenerate(motion, audio, *, start, end, seed=0, takes=1, blend=0.5, keep=(), poses=(), temperature=0.7,
+               top_k=None, checkpoint=None, device="auto", precision="auto", policy="auto", audio_offset=0.0,
+               bpm=None, beat_offset=None, progress=None, cancel=None):
+    """Regenerate the range [start, end) of a dance; everything else stays as it was (see docs/editing.md).
+
+    Args:
+        motion: any Motion (generated or imported) on the model's SMPL skeleton, or a Motion ``.npz`` path.
+        audio: the song the dance goes with; its time ``audio_offset`` (seconds) plays at the dance's frame 0.
+        start, end: the range in seconds of the dance; at least one code step (8 model frames, 0.133 s) long,
+            inside the dance and the song.
+        seed, takes: as for :func:`generate`: every take continues the same kept dance with its own samples.
+        blend: seconds after ``end`` over which the new part hands back to the kept dance (cut short by the
+            dance's end).
+        keep: joints to hold where they were during the range and its blend: names, or "feet", "hands", "root"
+            (the root path).
+        poses: key poses to hit inside the range, :class:`e3d2_core.constraints.PoseTarget` objects.
+        temperature, top_k, checkpoint, device, precision, policy, bpm, beat_offset: as for :func:`generate`.
+        progress, cancel: as for :func:`generate`.
+    Returns:
+        a Motion at the input's fps (the input's own frames, bit for bit, outside [start, end + blend)), or a
+        list of ``takes`` Motions. ``meta["edit"]`` holds the range, the changed frames ``frames`` [i0, i1),
+        ``keep_error_cm`` / ``pose_error_cm`` when constrained, and with the bundle's R_θ ``reward_total``,
+        ``reward_per_minute`` and ``reward_range_per_minute`` (the regenerated range alone).
+    """
+    from e3d2_core import editing
+
+    return editing.regenerate(motion, audio, start=start, end=end, blend=blend, seed=seed, takes=takes, keep=keep,
+                              pose_targets=poses, temperature=temperature, top_k=top_k, checkpoint=checkpoint,
+                              device=device, precision=precision, policy=policy, audio_offset=audio_offset,
+                              bpm=bpm, beat_offset=beat_offset, progress=progress, cancel=cancel)
+
+
+def extend(motion, audio, *, seconds=None, seed=0, takes=1, keep=(), temperature=0.7, top_k=None,
+           checkpoint=None, device="auto", precision="auto", policy="auto", audio_offset=0.0, bpm=None,
+           beat_offset=None, progress=None, cancel=None):
+    """Continue a dance past its end by ``seconds`` (None: to the end of the song), on the same song.
+
+    The dance's own frames are kept bit for bit; the policy continues from its last seconds. ``keep`` holds
+    joints where they are at the dance's last frame. Other arguments and the result as for :func:`regenerate`.
+    """
+    from e3d2_core import editing
+
+    return editing.extend(motion, audio, seconds=seconds, seed=seed, takes=takes, keep=keep,
+                          temperature=temperature, top_k=top_k, checkpoint=checkpoint, device=device,
+                          precision=precision, policy=policy, audio_offset=audio_offset, bpm=bpm,
+                          beat_offset=beat_offset, progress=progress, cancel=cancel)

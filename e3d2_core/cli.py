@@ -19,6 +19,7 @@ COMMANDS = {
     "features": "e3d2_core.commands.features",
     "preview": "e3d2_core.commands.preview",
     "generate": "e3d2_core.commands.generate",
+    "edit": "e3d2_core.commands.edit",
     "score": "e3d2_core.commands.score",
     "train": "e3d2_core.commands.train",
     "evaluate": "e3d2_core.commands.evaluate",

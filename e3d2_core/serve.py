@@ -11,6 +11,7 @@ requests, one JSON object per line on stdin::
      "checkpoint": PATH|null, "device": "auto", "motion": PATH|absent}   # motion: key a saved Motion
     {"id": "3", "op": "score", "motion": PATH, "audio": PATH, "offset": S, "checkpoint": PATH|null}
     {"id": "4", "op": "body", "model": PATH, "betas": [..]|null}
+    {"id": "5", "op": "regenerate" | "extend", ...}      # editing: see e3d2_core.serve_editing
     {"id": "2", "op": "cancel"}                     # cancels job "2"
     {"op": "quit"}                                  # cancels what runs, then exits; at end of input the
                                                     # process finishes its jobs first (batch use)
@@ -19,7 +20,9 @@ events, one JSON object per line on stdout::
 
     {"event": "hello", "protocol": 1, "e3d2": V, "python": V, "torch": V, "device": D}   # first line
     {"id": ID, "event": "progress", "fraction": 0..1, "message": TEXT}
-    {"id": ID, "event": "result", ...}   # generate: "motions": [PATH, ...] (Motion .npz at the requested fps)
+    {"id": ID, "event": "result", ...}   # generate: "motions": [PATH, ...] (Motion .npz at the requested fps),
+                                         #   with "score": true also "scores": [{"total", "per_minute"}|null, ...]
+                                         # regenerate/extend: "motions": [PATH, ...], "edits": [{...}, ...]
                                          # score: "score": {"total", "per_minute", "times", "values"}
                                          # body: "body": PATH (.npz: vertices, faces, weights, joints)
                                          # check: "torch", "device", "generate", "score"
@@ -271,8 +274,10 @@ def smpl_body(request: dict) -> str:
     return str(out)
 
 
-def handle(request: dict, emit, cancelled, *, generate_fn=None, score_fn=None) -> None:
-    """Run one request, reporting through ``emit(dict)``: progress..., then result, error or cancelled."""
+def handle(request: dict, emit, cancelled, *, generate_fn=None, score_fn=None, edit_fns=None) -> None:
+    """Run one request, reporting through ``emit(dict)``: progress..., then result, error or cancelled.
+
+    ``edit_fns``: {"regenerate": fn, "extend": fn} replacing ``api.regenerate``/``api.extend``."""
     job = request.get("id")
 
     def progress(fraction, message=""):
@@ -284,6 +289,12 @@ def handle(request: dict, emit, cancelled, *, generate_fn=None, score_fn=None) -
             result = check()
         elif op == "generate":
             result = {"motions": generate_motions(request, progress, cancelled, generate_fn)}
+            if request.get("score"):
+                from e3d2_core.serve_editing import score_takes
+                result["scores"] = score_takes(result["motions"], request, score_fn)
+        elif op in ("regenerate", "extend"):
+            from e3d2_core.serve_editing import edit_motions
+            result = edit_motions(request, progress, cancelled, (edit_fns or {}).get(op))
         elif op == "score":
             result = {"score": score_motion(request, progress, cancelled, score_fn)}
         elif op == "body":

@@ -85,3 +85,21 @@ def tiny_models(tiny_bundle_path):
     from e3d2_core.checkpoint import build_generator_models, load_bundle
 
     return build_generator_models(load_bundle(tiny_bundle_path), tiny_bundle_path)
+
+
+@pytest.fixture(scope="session")
+def song_clip(tmp_path_factory):
+    """10 s of the bundled song "Vibe Ace" as a WAV, with a feature cache of its own for the session (the
+    editing tests of the core and of the add-on share it, so the music is analysed once)."""
+    import os
+
+    from editing_support import write_song_clip
+
+    folder = tmp_path_factory.mktemp("song_clip")
+    old = os.environ.get("E3D2_CACHE")
+    os.environ["E3D2_CACHE"] = str(folder / "cache")
+    yield write_song_clip(folder / "vibe_ace_10s.wav", seconds=10.0)
+    if old is None:
+        os.environ.pop("E3D2_CACHE", None)
+    else:
+        os.environ["E3D2_CACHE"] = old

@@ -1,0 +1,237 @@
+"""Joining motions without seams: the kinematics of editing a dance (pure numpy, batched over takes).
+
+A *track* is a motion in the form blending needs: ``quats`` (B, T, 24, 4) unit quaternions (w, x, y, z) of the
+SMPL local rotations (joint 0: the pelvis's world orientation) and ``trans`` (B, T, 3) pelvis positions in
+metres, Y up, float64. Frames are consecutive at one frame rate; every function returns new arrays.
+
+The four operations, in the order :mod:`e3d2_core.editing` applies them:
+
+* :func:`align_start` + :func:`inertialize` — the start seam. The new motion is first moved rigidly (a turn
+  about +Y and a shift on the floor) so its frame just before the seam has the kept motion's heading and floor
+  position; the remaining differences (pose, height, and the rates of change) are measured on the last two
+  kept frames and decay after the seam as a critically damped spring,
+  x(s) = (x0 + (v0 + λ·x0)·s)·e^(−λ·s): position *and* velocity continue the kept motion at the seam, and the
+  offset is gone (below 2 % of x0) after 1 s at the default rate λ = 6/s; a gentle rate, because the spring's
+  own acceleration at the seam is λ·(2·v0 + λ·x0).
+* :func:`meet_root` — the root path of the new part is bent, by a smoothly growing rigid motion (turn about
+  +Y and floor shift, smootherstep in time, zero rate at both ends), so that at the end of the blend it arrives
+  exactly where, and facing where, the kept motion is.
+* :func:`reach_pose` — an optional key pose: the difference to it at its frame is added with a smooth bump
+  (1 at the frame, 0 and flat at the window's edges), so the pose is met exactly at its frame.
+* :func:`crossfade` — the end seam: slerp per joint and a linear blend of the root from the new motion to the
+  kept one with a smootherstep weight (0 → 1, zero slope at both ends), so position and velocity are
+  continuous where the kept motion takes over.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from e3d2_core import rotations
+
+DEFAULT_SPRING_RATE = 6.0       # 1/s: the start offset decays to (1 + 3)·e^(-3) ≈ 20 % of x0 in 0.5 s, 2 % in 1 s
+
+
+# ---------------------------------------------------------------------------------------------- conversions
+def to_track(poses: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(…, T, 24, 3) axis-angle, (…, T, 3) -> float64 quaternions (…, T, 24, 4) continuous in time, trans."""
+    quats = rotations.axis_angle_to_quaternion(np.asarray(poses, dtype=np.float64))
+    return make_continuous(quats), np.array(trans, dtype=np.float64)
+
+
+def from_track(quats: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`to_track`: axis-angle poses (angles in [0, π]) and trans, float64."""
+    return rotations.quaternion_to_axis_angle(np.asarray(quats, dtype=np.float64)), np.array(trans, np.float64)
+
+
+def make_continuous(quats: np.ndarray, axis: int = -3) -> np.ndarray:
+    """Flip quaternion signs along the time ``axis`` (default: (…, T, J, 4)) so neighbours share a hemisphere."""
+    quats = np.moveaxis(np.array(quats, dtype=np.float64), axis, 0)
+    dots = np.sum(quats[1:] * quats[:-1], axis=-1)
+    flips = (np.cumsum(dots < 0, axis=0) % 2).astype(bool)
+    quats[1:][flips] *= -1
+    return np.moveaxis(quats, 0, axis)
+
+
+def quat_conjugate(q: np.ndarray) -> np.ndarray:
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_exp(rotvec: np.ndarray) -> np.ndarray:
+    """(…, 3) rotation vectors -> (…, 4) quaternions."""
+    return rotations.axis_angle_to_quaternion(np.asarray(rotvec, dtype=np.float64))
+
+
+def quat_log(q: np.ndarray) -> np.ndarray:
+    """(…, 4) quaternions -> (…, 3) rotation vectors of the same rotation (angle ≤ π)."""
+    return rotations.quaternion_to_axis_angle(np.asarray(q, dtype=np.float64))
+
+
+def rotation_offset(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Rotation vectors δ with exp(δ) ⊗ source = target ((…, 4) quaternions each)."""
+    return quat_log(rotations.quaternion_multiply(target, quat_conjugate(source)))
+
+
+def apply_rotation_offset(offset: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """exp(offset) ⊗ q for (…, 3) rotation vectors and (…, 4) quaternions."""
+    return rotations.quaternion_multiply(quat_exp(offset), q)
+
+
+def yaw_quat(angle: np.ndarray) -> np.ndarray:
+    """(…,) angles about +Y (radians) -> (…, 4) quaternions."""
+    angle = np.asarray(angle, dtype=np.float64)
+    zero = np.zeros_like(angle)
+    return np.stack([np.cos(angle / 2), zero, np.sin(angle / 2), zero], -1)
+
+
+def heading(root_quat: np.ndarray) -> np.ndarray:
+    """(…, 4) pelvis orientation -> (…,) heading ψ = atan2(f_x, f_z) of its forward (+Z) axis (0 = facing +Z)."""
+    forward = rotations.quaternion_to_matrix(np.asarray(root_quat, dtype=np.float64))[..., :, 2]
+    return np.arctan2(forward[..., 0], forward[..., 2])
+
+
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Angles wrapped to [−π, π)."""
+    return np.remainder(np.asarray(angle) + math.pi, 2 * math.pi) - math.pi
+
+
+def rotate_about_y(points_xz: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(…, 2) floor (x, z) vectors turned by ``angle`` (…,) about +Y (the same turn as :func:`yaw_quat`)."""
+    c, s = np.cos(angle), np.sin(angle)
+    x, z = points_xz[..., 0], points_xz[..., 1]
+    return np.stack([c * x + s * z, -s * x + c * z], -1)
+
+
+# ---------------------------------------------------------------------------------------------- weights
+def smootherstep(x: np.ndarray) -> np.ndarray:
+    """6x⁵ − 15x⁴ + 10x³ on [0, 1] (clipped): 0 → 1 with zero first and second derivative at both ends."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    return x * x * x * (x * (6.0 * x - 15.0) + 10.0)
+
+
+def spring(x0: np.ndarray, v0: np.ndarray, steps: np.ndarray, rate: float) -> np.ndarray:
+    """Critically damped decay of an offset: (x0 + (v0 + λ·x0)·s)·e^(−λ·s) at ``steps`` s (frames, (S,)).
+
+    ``x0``, ``v0`` (…, C) offset and its change per frame; ``rate`` λ per frame. Returns (…, S, C): the value
+    at s = 0 is x0 and its slope there v0.
+    """
+    s = np.asarray(steps, dtype=np.float64)[:, None]
+    x0, v0 = np.asarray(x0)[..., None, :], np.asarray(v0)[..., None, :]
+    return (x0 + (v0 + rate * x0) * s) * np.exp(-rate * s)
+
+
+# ---------------------------------------------------------------------------------------------- the start seam
+def align_start(quats: np.ndarray, trans: np.ndarray, at: int, target_root: np.ndarray,
+                target_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move each take rigidly so its frame ``at`` has the target's heading and floor position.
+
+    Args:
+        quats, trans: (B, T, 24, 4), (B, T, 3) the new motion.
+        at: the frame to align.
+        target_root: (4,) the kept motion's pelvis orientation at that moment; target_trans: (3,) its position.
+    Returns:
+        quats, trans turned about +Y through the aligned frame's pelvis and shifted on the floor (heights kept).
+    """
+    turn = wrap_angle(heading(target_root) - heading(quats[:, at, 0]))                     # (B,)
+    quats = quats.copy()
+    quats[:, :, 0] = rotations.quaternion_multiply(yaw_quat(turn)[:, None], quats[:, :, 0])
+    pivot = trans[:, at, [0, 2]]                                                            # (B, 2)
+    floor = rotate_about_y(trans[:, :, [0, 2]] - pivot[:, None], turn[:, None])
+    trans = trans.copy()
+    trans[:, :, [0, 2]] = floor + np.asarray(target_trans, np.float64)[[0, 2]]
+    return make_continuous(quats), trans
+
+
+def inertialize(quats: np.ndarray, trans: np.ndarray, kept_quats: np.ndarray, kept_trans: np.ndarray,
+                seam: int, *, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Carry the kept motion's pose and velocity across the seam into the new motion.
+
+    Args:
+        quats, trans: (B, T, 24, 4), (B, T, 3) the new motion; frames ``seam-2`` and ``seam-1`` are its version
+            of the last kept frames (the decoder's reconstruction), frames from ``seam`` on replace the kept ones.
+        kept_quats, kept_trans: (K, 24, 4), (K, 3) the kept motion's last K = 1 or 2 frames before the seam.
+        rate: λ of :func:`spring`, per frame.
+    Returns:
+        quats, trans from frame ``seam`` on: the new motion plus the decaying offset, whose value and slope at
+        ``seam - 1`` are the kept motion's minus the new motion's.
+    """
+    k = len(kept_quats)
+    q_new, t_new = quats[:, seam - k:seam], trans[:, seam - k:seam]                         # (B, K, …)
+    kept_q = np.where(np.sum(kept_quats[None] * q_new, -1, keepdims=True) < 0, -kept_quats[None], kept_quats[None])
+    rot = rotation_offset(kept_q, q_new)                                                    # (B, K, 24, 3)
+    pos = kept_trans[None] - t_new                                                          # (B, K, 3)
+    x_rot, x_pos = rot[:, -1], pos[:, -1]
+    v_rot = rot[:, -1] - rot[:, 0] if k == 2 else np.zeros_like(x_rot)
+    v_pos = pos[:, -1] - pos[:, 0] if k == 2 else np.zeros_like(x_pos)
+    steps = np.arange(1, quats.shape[1] - seam + 1)
+    rot_off = np.moveaxis(spring(x_rot, v_rot, steps, rate), -2, 1)                         # (B, S, 24, 3)
+    pos_off = spring(x_pos, v_pos, steps, rate)                                             # (B, S, 3)
+    return (make_continuous(apply_rotation_offset(rot_off, quats[:, seam:])), trans[:, seam:] + pos_off)
+
+
+# ---------------------------------------------------------------------------------------------- root path, key poses
+def meet_root(quats: np.ndarray, trans: np.ndarray, end: int, target_root: np.ndarray,
+              target_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bend each take's root path so frame ``end`` has the target's heading and floor position.
+
+    A rigid motion (turn Δψ·S about +Y through the first frame's pelvis, then a floor shift d·S) grows with
+    S = smootherstep(t / end): frame 0 is untouched, frame ``end`` arrives exactly, the added motion starts and
+    stops with zero rate. Frames after ``end`` get the full transform.
+
+    Args:
+        quats, trans: (B, T, 24, 4), (B, T, 3); target_root (4,), target_trans (3,) the kept motion at ``end``.
+    """
+    b, t = trans.shape[:2]
+    turn = wrap_angle(heading(target_root) - heading(quats[:, end, 0]))                    # (B,)
+    pivot = trans[:, 0, [0, 2]]
+    arrived = rotate_about_y(trans[:, end, [0, 2]] - pivot, turn) + pivot
+    shift = np.asarray(target_trans, np.float64)[[0, 2]] - arrived                          # (B, 2)
+    weight = smootherstep(np.arange(t) / max(end, 1))                                       # (T,)
+    angle = turn[:, None] * weight[None]                                                    # (B, T)
+    quats = quats.copy()
+    quats[:, :, 0] = rotations.quaternion_multiply(yaw_quat(angle), quats[:, :, 0])
+    trans = trans.copy()
+    floor = rotate_about_y(trans[:, :, [0, 2]] - pivot[:, None], angle) + pivot[:, None]
+    trans[:, :, [0, 2]] = floor + shift[:, None] * weight[None, :, None]
+    return make_continuous(quats), trans
+
+
+def bump(num_frames: int, at: int, before: int, after: int) -> np.ndarray:
+    """(T,) weights: 1 at ``at``, rising over ``before`` frames and falling over ``after`` (smootherstep)."""
+    t = np.arange(num_frames, dtype=np.float64)
+    rise = smootherstep((t - (at - before)) / before) if before > 0 else (t >= at).astype(float)
+    fall = smootherstep(((at + after) - t) / after) if after > 0 else (t <= at).astype(float)
+    return np.where(t <= at, rise, fall)
+
+
+def reach_pose(quats: np.ndarray, trans: np.ndarray, at: int, pose_quats: np.ndarray,
+               pose_trans: np.ndarray | None, before: int, after: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add the difference to a key pose with a :func:`bump`, so every take holds the pose exactly at ``at``.
+
+    ``pose_quats`` (24, 4): the local rotations to meet (joint 0 in the world). ``pose_trans`` (3,): the pelvis
+    position to meet, or None to keep each take's own position and heading (the pose is then met relative to
+    the body: its pelvis tilt and every joint, the heading of the take).
+    """
+    target = np.broadcast_to(np.asarray(pose_quats, np.float64), quats[:, at].shape).copy()
+    if pose_trans is None:        # the take's own heading: turn the key pose's pelvis onto it
+        turn = wrap_angle(heading(quats[:, at, 0]) - heading(target[:, 0]))
+        target[:, 0] = rotations.quaternion_multiply(yaw_quat(turn), target[:, 0])
+    offset = rotation_offset(target, quats[:, at])                                          # (B, 24, 3)
+    weight = bump(quats.shape[1], at, before, after)                                        # (T,)
+    quats = apply_rotation_offset(offset[:, None] * weight[None, :, None, None], quats)
+    trans = trans.copy()
+    if pose_trans is not None:
+        trans += (np.asarray(pose_trans, np.float64) - trans[:, at])[:, None] * weight[None, :, None]
+    return make_continuous(quats), trans
+
+
+# ---------------------------------------------------------------------------------------------- the end seam
+def crossfade(quats: np.ndarray, trans: np.ndarray, kept_quats: np.ndarray, kept_trans: np.ndarray,
+              weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blend (B, T, …) new frames into (T, …) kept frames: weight (T,) 0 = new, 1 = kept (slerp, lerp)."""
+    kept_quats = np.broadcast_to(kept_quats, quats.shape)
+    kept_quats = np.where(np.sum(kept_quats * quats, -1, keepdims=True) < 0, -kept_quats, kept_quats)
+    w = np.asarray(weight, np.float64)
+    blended = rotations.quaternion_slerp(quats, kept_quats, w[None, :, None] * np.ones(quats.shape[:-1]))
+    return make_continuous(blended), trans + (np.asarray(kept_trans)[None] - trans) * w[None, :, None]
