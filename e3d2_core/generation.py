@@ -276,17 +276,18 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
     return motions
 
 
-def keep_above_floor(motion: Motion, *, smooth_seconds: float = 0.05) -> Motion:
+def keep_above_floor(motion: Motion, *, smooth_seconds: float = 0.15) -> Motion:
     """The dance lifted wherever a sole would go below the floor (y = 0, :func:`e3d2_core.io.floor.sole_heights`):
-    the lift is the needed height, spread smoothly over neighbouring frames (a running maximum over ±0.15 s, then
-    a Gaussian), and never less than needed, so no sole ends below the floor. Frames that stand or fly are kept."""
+    the lift is the needed height spread smoothly over neighbouring frames (a running maximum over ±0.5 s, then a
+    Gaussian of ``smooth_seconds``, so a 5-cm lift adds about 2 m/s² to the root), and never less than needed, so
+    no sole ends below the floor. Frames that stand or fly are kept."""
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
     from e3d2_core.io.floor import sole_heights
     need = np.maximum(0.0, -sole_heights(motion.joints().astype(np.float64)))
     if not need.any():
         return motion
-    width = max(1, int(round(0.3 * motion.fps)))
+    width = max(1, int(round(1.0 * motion.fps)))
     lift = gaussian_filter1d(maximum_filter1d(need, width), smooth_seconds * motion.fps)
     lift = np.maximum(lift, need)
     trans = motion.trans.copy()

