@@ -179,7 +179,8 @@ def generate_request(context, song: Song, motion: str | None = None) -> dict:
     extra = {"motion": motion, "takes": 1} if motion else {}
     return {"id": "generate", "op": "generate", "audio": song.path, "seconds": song.seconds,
             "offset": song.timing.audio_offset, "fps": song.timing.fps, "seed": settings.seed,
-            "takes": settings.takes, "temperature": settings.temperature, "in_place": settings.in_place,
+            "takes": settings.takes, "temperature": settings.temperature, "beat_lock": settings.beat_lock,
+            "in_place": settings.in_place,
             "facing": math.degrees(settings.facing), "bpm": settings.bpm if settings.use_bpm else None,
             "beat_offset": settings.beat_offset if settings.use_bpm else None,
             "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto",

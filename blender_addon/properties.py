@@ -23,6 +23,9 @@ class E3D2SceneSettings(bpy.types.PropertyGroup):
     temperature: FloatProperty(name="Temperature", default=0.7, min=0.0, max=2.0,
                                description="How freely the model picks moves: higher = more varied, "
                                            "0 = always the most likely move (tends to stand still)")
+    beat_lock: FloatProperty(name="Beat Lock", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                             description="How far the dance's steps are moved onto the music's beats by a smooth "
+                                         "time warp: 1 = on the beat, 0 = the model's own timing")
     in_place: BoolProperty(name="Dance in place", default=False, description="No travel on the floor")
     facing: FloatProperty(name="Facing", default=0.0, subtype="ANGLE",
                           description="Turn the whole dance about the vertical axis")

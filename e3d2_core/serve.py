@@ -7,7 +7,7 @@ requests, one JSON object per line on stdin::
 
     {"id": "1", "op": "check"}
     {"id": "2", "op": "generate", "audio": PATH, "seconds": S, "offset": S, "fps": F, "seed": N, "takes": K,
-     "temperature": T, "in_place": B, "facing": DEG, "bpm": X|null, "beat_offset": S|null,
+     "temperature": T, "beat_lock": S|null, "in_place": B, "facing": DEG, "bpm": X|null, "beat_offset": S|null,
      "checkpoint": PATH|null, "device": "auto", "motion": PATH|absent}   # motion: key a saved Motion
     {"id": "3", "op": "score", "motion": PATH, "audio": PATH, "offset": S, "checkpoint": PATH|null}
     {"id": "4", "op": "body", "model": PATH, "betas": [..]|null}
@@ -182,7 +182,8 @@ def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> li
         str(audio), seconds=None if seconds is None else offset + seconds, seed=int(request.get("seed") or 0),
         takes=takes, temperature=_temperature(request.get("temperature")), checkpoint=request.get("checkpoint"),
         device=request.get("device") or "auto", progress=report, cancel=cancelled,
-        in_place=bool(request.get("in_place")), bpm=request.get("bpm"), beat_offset=request.get("beat_offset"))
+        in_place=bool(request.get("in_place")), bpm=request.get("bpm"), beat_offset=request.get("beat_offset"),
+        beat_lock=request.get("beat_lock"))
     if cancelled():
         raise JobCancelled()
     motions = motions if isinstance(motions, (list, tuple)) else [motions]

@@ -161,3 +161,19 @@ def test_offbeat_corruption_shifts_the_dance_by_about_half_a_beat():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert corrupt(ramp, "offbeat", rng, beat_period=20.0).shape == ramp.shape
+
+
+def test_the_add_on_request_carries_the_beat_lock_to_the_generator():
+    from e3d2_core import serve
+    seen = {}
+
+    def recording_generate(audio, **kwargs):
+        seen.update(kwargs)
+        dance = swinging_dance(2.0, 0.5, offset=0.1)
+        return [dance.copy(meta={})]
+
+    request = {"op": "generate", "audio": str(DATA / "loop_amen.flac"), "fps": 30, "beat_lock": 0.25}
+    paths = serve.generate_motions(request, lambda f, m: None, lambda: False, recording_generate)
+    assert seen["beat_lock"] == 0.25 and len(paths) == 1
+    serve.generate_motions({**request, "beat_lock": None}, lambda f, m: None, lambda: False, recording_generate)
+    assert seen["beat_lock"] is None                       # absent: the product default (api.BEAT_LOCK_DEFAULT)

@@ -160,12 +160,19 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
         unique = (prep.get("splits", {}).get(split) or {}).get("unique_motion_minutes", "—")
         L.append(f"| {split} | {info['sequences']} | {info['minutes']} | {unique} | {len(info['songs'])} |")
     L += ["", f"Held-out song: **{held_out}** (test split only)."
-          + (" Test = CMU salsa trials 14 and 15 time-warped onto it; val = unseen dance on seen music."
-             if prep.get("held_out_song") else ""), "", "Sources and licences (the shards' provenance notes):", ""]
+          + (" Test = CMU salsa trials 14 and 15, modern dance 16-17 and breakdance 85_04 time-warped onto it; "
+             "val = unseen dance on seen music." if prep.get("held_out_song") else ""), ""]
+    if prep.get("eval_songs"):
+        L += [f"Evaluation-only music (never trained on): {', '.join(prep['eval_songs'])}.", ""]
+    if prep.get("motion_sources"):
+        L += ["Motion sources at their true frame rates: " + "; ".join(
+            f"{name} {info['fps']:g} fps ({info['why']})" for name, info in prep["motion_sources"].items()) + ".", ""]
+    L += ["Sources and licences (the shards' provenance notes):", ""]
     L += [f"* {split}: {info['note']}" for split, info in data["splits"].items()]
-    L += ["", "Music licences: the songs are CC BY 3.0 / public domain and the loops CC0 (see "
-          "`../shared/data/README.md` and `assets/ATTRIBUTION.md`).", "",
+    L += ["", "Music licences: the songs and soundtracks are CC BY 3.0 / public domain, the Freedoom renders BSD, "
+          "the loops CC0 (see docs/training.md, `training/data_manifest.json` and `assets/ATTRIBUTION.md`).", "",
           "## Recipe", "", "```",
+          "python training/fetch_data.py -o data/real",
           "python training/prepare_bundled.py -o data/bundled",
           f"python -m e3d2_core.cli train all --config training/configs/{config.get('name', 'default')}.yaml "
           f"--run runs/{run_dir.name}",
@@ -178,7 +185,9 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "decodes uniform random codes with the VQ-VAE; the training-motion row is every window of the train "
           "split (mirrors included).", ""]
     L += metric_table([(label, numbers["rows"].get(key)) for key, label in ROWS])
-    L += [""] + [f"Note: {n}" for n in p["notes"]] + ["", "## The E3D2 report (`e3d2 report`)", ""]
+    L += [""] + [f"Note: {n}" for n in p["notes"]] + [""]
+    L += music_follow_section(run_dir)
+    L += ["## The E3D2 report (`e3d2 report`)", ""]
     proto = report.get("protocol", {})
     L += [f"Music: Tables 1 and 3 {proto.get('table1_table3_music', 'held-out')}; Table 4 "
           f"{proto.get('table4_music', 'training music')} (the paper's Table 4 looks like seen music). BAS "
@@ -210,9 +219,9 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
               f"looped): "
               f"`{json.dumps(report['robustness_held_out_real'])}`."]
     L += ["", "## Limitations", "",
-          "* Tiny data: a few minutes of unique motion (CMU salsa, two dancers, plus five short AIST++ slices), "
-          "time-warped onto songs it was not recorded to; every song is danced as salsa.",
-          "* One held-out song and two held-out trials: a handful of 5-s windows, so FID and BAS carry wide "
+          "* Small data: about 20 minutes of unique motion (CMU salsa, two dancers; one modern dancer; one "
+          "breaker; five short AIST++ slices), time-warped onto songs it was not recorded to.",
+          "* One held-out song and a few held-out clips: a handful of 5-s windows, so FID and BAS carry wide "
           "intervals (shown); with few windows in 72/32 dimensions FID is dominated by sampling noise, so compare "
           "rows by their intervals, not their point values.",
           "* The training-motion row scores the training data itself against the held-out motion (what a perfect "
@@ -222,6 +231,44 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     L += rl_limitation(report)
     L += [""]
     return "\n".join(L)
+
+
+FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("product", "product default (π_RL + beat lock)"),
+               ("real_dance", "real dance (held-out and val clips on their music)"))
+
+
+def music_follow_section(run_dir: Path) -> list[str]:
+    """The music-following table from ``run_dir/music_follow.json`` (written by bench/bench_music_follow.py)."""
+    path = run_dir / "music_follow.json"
+    if not path.is_file():
+        return []
+    result = json.loads(path.read_text())
+
+    def cell(row, key, digits=3):
+        value = row.get(key) or {}
+        if value.get("mean") is None:
+            return "–"
+        return f"{value['mean']:.{digits}f} [{value['ci95'][0]:.{digits}f}, {value['ci95'][1]:.{digits}f}]"
+
+    L = ["## Following the music (`bench/bench_music_follow.py`)", "",
+         f"Songs nobody trained on: {', '.join(result['songs'])} ({result['takes_per_song']} takes each, "
+         f"{result['seconds']:g} s; steady_* are synthetic drum tracks). Every figure is against the songs' true beats; "
+         "[95 % interval] by take bootstrap. Tempo match: the dance's own period (autocorrelation of mean joint "
+         "speed, 0.3-2.2 s) is the beat period, ×½ or ×2, within 6 %. Phase gain: BAS on the beats minus BAS on the "
+         "off-beats. Tempo correlation: the dance's tempo, octave-folded, against the music's.", "",
+         "| dance | tempo match | BAS | phase gain | tempo correlation | joint speed (m/s) | spinning > 360°/s "
+         "| pelvis accel. (m/s²) | lowest foot (m) | foot slide (m/s) |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, label in FOLLOW_ROWS:
+        row = result["rows"].get(key)
+        if not row:
+            continue
+        corr = row.get("tempo_correlation_folded") or {}
+        corr_text = "–" if corr.get("r") is None else f"{corr['r']:.2f} [{corr['ci95'][0]:.2f}, {corr['ci95'][1]:.2f}]"
+        L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
+                 f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
+                 f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
+    return L + [""]
 
 
 def rl_limitation(report: dict) -> list[str]:
