@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, properties
+from . import character, operators, panel, properties
 
-_CLASSES = properties.CLASSES + operators.CLASSES + panel.CLASSES
+_CLASSES = properties.CLASSES + character.CLASSES + operators.CLASSES + panel.CLASSES
 
 
 def register():
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    character.register_properties()
 
 
 def unregister():
+    character.unregister_properties()
     properties.unregister_properties()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

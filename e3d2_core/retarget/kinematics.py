@@ -93,6 +93,38 @@ def quaternion_slerp(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
     return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
+def matrix_to_euler(matrix: np.ndarray, order: str = "XYZ") -> np.ndarray:
+    """(..., 3, 3) -> (..., 3) Euler angles (radians) for Blender's rotation modes: ``"XYZ"`` means
+    R = Rz @ Ry @ Rx (X applied first); angles are listed as (x, y, z) whatever the order, as Blender stores them.
+    Along a leading time axis, unwrap them with :func:`continuous_euler`."""
+    m = np.asarray(matrix, np.float64)
+    i, j, k = ("XYZ".index(a) for a in order)
+    sign = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
+    first = np.arctan2(sign * m[..., k, j], m[..., k, k])
+    second = np.arcsin(np.clip(-sign * m[..., k, i], -1.0, 1.0))
+    third = np.arctan2(sign * m[..., j, i], m[..., i, i])
+    out = np.empty(m.shape[:-2] + (3,))
+    out[..., i], out[..., j], out[..., k] = first, second, third
+    return out
+
+
+def euler_to_matrix(angles: np.ndarray, order: str = "XYZ") -> np.ndarray:
+    """(..., 3) Euler angles (x, y, z) in Blender's ``order`` -> (..., 3, 3); inverse of :func:`matrix_to_euler`."""
+    angles = np.asarray(angles, np.float64)
+    out = np.broadcast_to(np.eye(3), angles.shape[:-1] + (3, 3))
+    for axis in order:                      # the first axis of the order is applied first
+        vector = np.zeros(angles.shape)
+        a = "XYZ".index(axis)
+        vector[..., a] = angles[..., a]
+        out = axis_angle_to_matrix(vector) @ out
+    return out
+
+
+def continuous_euler(angles: np.ndarray) -> np.ndarray:
+    """(T, ..., 3) Euler angles unwrapped along time (no 2 pi jumps between frames)."""
+    return np.unwrap(np.asarray(angles, np.float64), axis=0)
+
+
 def rotation_about_up(angle: float) -> np.ndarray:
     """(3, 3) rotation by ``angle`` radians about +Y (counter-clockwise seen from above)."""
     c, s = np.cos(angle), np.sin(angle)

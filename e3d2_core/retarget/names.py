@@ -61,7 +61,7 @@ def split_side(name: str) -> tuple[str | None, str]:
     for pattern, side in _SIDE_PATTERNS:
         match = pattern.search(base)
         if match:
-            start, end = match.span(1)
+            start, end = match.span()
             return side, base[:start] + " " + base[end:]
     return None, base
 

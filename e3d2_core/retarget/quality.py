@@ -32,7 +32,9 @@ def normalised_rig(joints: np.ndarray, fit: RigFit, *, armature_space: bool = Tr
 def joint_error(source: np.ndarray, joints: np.ndarray, fit: RigFit, *, armature_space: bool = True,
                 names=MAJOR_JOINTS) -> dict:
     """Per-joint mean distance (fraction of body height) between source and rig, over the mapped ``names``;
-    ``"mean"`` is their average, ``"joints"`` the names measured."""
+    ``"mean"`` is their average, ``"joints"`` the names measured.
+
+    """
     index = joint_names()
     a = normalised_source(source, fit)
     b = normalised_rig(joints, fit, armature_space=armature_space)
