@@ -224,11 +224,32 @@ def write_character_action(obj, name: str, channels: transfer.Channels, frames, 
     for c in range(3):
         keyframes.write_curve(curves.new(f'pose.bones["{root}"].location', index=c, group_name=root), frames,
                               channels.location[:, c])
+    ends = np.array([frames[0], frames[-1]], dtype=np.float32)
+    # Bones the keys do not turn hold their rest pose in this action (two constant keys), whatever pose an
+    # earlier action left them in: the keyed bones' own location and scale, and every bone above them.
+    keyed = set(channels.bones)
+    above = set()
+    for bone in keyed:
+        parent = obj.data.bones[bone].parent
+        while parent is not None and parent.name not in above:
+            if parent.name not in keyed:
+                above.add(parent.name)
+            parent = parent.parent
+    for bone in sorted(keyed | above):
+        paths = [("scale", (1.0, 1.0, 1.0))] + ([] if bone == root else [("location", (0.0, 0.0, 0.0))])
+        if bone in above:
+            mode = obj.pose.bones[bone].rotation_mode
+            paths.append({"QUATERNION": ("rotation_quaternion", (1.0, 0.0, 0.0, 0.0)),
+                          "AXIS_ANGLE": ("rotation_axis_angle", (0.0, 0.0, 1.0, 0.0))}.get(
+                mode, ("rotation_euler", (0.0, 0.0, 0.0))))
+        for path, values in paths:
+            for c, value in enumerate(values):
+                keyframes.write_curve(curves.new(f'pose.bones["{bone}"].{path}', index=c, group_name=bone), ends,
+                                      np.full(2, value, dtype=np.float32))
     for bone, values in channels.properties.items():
         pose_bone = obj.pose.bones.get(bone)
         for prop, value in values.items():
             if pose_bone is not None and prop in pose_bone.keys():
-                ends = np.array([frames[0], frames[-1]], dtype=np.float32)
                 keyframes.write_curve(curves.new(f'pose.bones["{bone}"]["{prop}"]', group_name=bone), ends,
                                       np.full(2, float(value)))
     for key, value in properties.items():

@@ -215,3 +215,15 @@ def _contact_slide(positions: np.ndarray, contacts: np.ndarray, fps: float) -> f
     speeds = [horizontal_speed(positions[:, a], fps)[contacts[:, k]] for k, (_, _, a, _) in enumerate(SMPL_LEGS)]
     speeds = np.concatenate(speeds)
     return float(speeds.mean()) if len(speeds) else 0.0
+
+
+def lock_motion_feet(motion, **kwargs):
+    """A copy of ``motion`` (an :class:`e3d2_core.motion.Motion`) with its feet locked (:func:`lock_feet`);
+    ``meta["foot_lock"]`` records the contact share and the sliding before and after (m/s)."""
+    offsets = motion.skeleton.offsets if "skeleton" in motion.meta else None
+    poses, trans, report = lock_feet(motion.poses, motion.trans, motion.fps, offsets, **kwargs)
+    locked = motion.copy(poses=poses, trans=trans)
+    locked.meta["foot_lock"] = {"contact_share": [round(float(v), 4) for v in report.contacts.mean(axis=0)],
+                                "slide_before": round(report.slide_before, 5),
+                                "slide_after": round(report.slide_after, 5)}
+    return locked
