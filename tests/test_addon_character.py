@@ -175,6 +175,33 @@ def test_a_rigify_rig_dances_on_its_fk_controls(rigify_blend, salsa_file):
     print(f"\nrigify: joint error {numbers['error']:.4f} of height, facing {numbers['facing']:.2f} deg")
 
 
+def test_foot_lock_is_on_by_default_and_cleans_the_smpl_armatures_dance():
+    from blender_addon.character import E3D2CharacterSettings
+
+    assert E3D2CharacterSettings.bl_rna.properties["foot_lock"].default is True
+    scene = fresh_scene(fps=FPS)
+    scene.e3d2_character.foot_lock = True
+    scene.e3d2.audio_path, scene.e3d2.length = str(SONG), 3.0
+    bpy.ops.e3d2.create_armature()
+    obj = bpy.context.active_object
+    assert bpy.ops.e3d2.generate_dance() == {"FINISHED"}
+    locked = obj.animation_data.action
+    scene.e3d2_character.foot_lock = False
+    assert bpy.ops.e3d2.generate_dance() == {"FINISHED"}
+    raw = obj.animation_data.action
+    heights = {}
+    for action in (locked, raw):
+        compat.assign_action(obj, action)
+        rows = []
+        for frame in range(action["e3d2_frame_start"], action["e3d2_frame_end"] + 1, 3):
+            scene.frame_set(frame)
+            rows.append([obj.matrix_world @ obj.pose.bones[b].head for b in ("left_foot", "right_foot", "head")])
+        heights[action.name] = np.array(rows)
+    # the procedural dance's feet dip below the floor; locked, they never do, and the head does not move
+    assert heights[raw.name][:, :2, 2].min() < 0.0 <= heights[locked.name][:, :2, 2].min() + 1e-4
+    np.testing.assert_allclose(heights[locked.name][:, 2], heights[raw.name][:, 2], atol=1e-5)
+
+
 def test_generate_score_and_export_work_on_the_character(tmp_path):
     scene = fresh_scene(fps=FPS)
     obj = build_armature(hr.mixamo_bones(), "Hero")

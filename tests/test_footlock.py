@@ -84,3 +84,17 @@ def test_two_bone_ik_reaches_the_goal_and_keeps_bone_lengths():
     np.testing.assert_allclose(new_ankle[reach], goal[reach], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(new_knee - hip, axis=-1), np.linalg.norm(knee - hip, axis=-1))
     np.testing.assert_allclose(np.linalg.norm(new_ankle - new_knee, axis=-1), np.linalg.norm(ankle - knee, axis=-1))
+
+
+def test_cli_foot_lock_cleans_an_existing_dance(tmp_path, capsys):
+    from e3d2_core import cli
+    from e3d2_core.motion import Motion
+
+    raw = tmp_path / "raw.npz"
+    assert cli.main(["import", str(DATA / "cmu_salsa_60_01_clip.bvh"), "-o", str(raw), "--fps", "60"]) == 0
+    clean = tmp_path / "clean.npz"
+    assert cli.main(["import", str(raw), "-o", str(clean), "--foot-lock"]) == 0
+    assert "foot lock: sliding in contact 0.184 -> 0.004 m/s" in capsys.readouterr().out
+    before, after = Motion.load(raw), Motion.load(clean)
+    assert after.meta["foot_lock"]["slide_after"] < 0.5 * after.meta["foot_lock"]["slide_before"]
+    assert pfc_score(after.joints(), 60) < pfc_score(before.joints(), 60)
