@@ -32,7 +32,8 @@ def _record_line(name: str, data: bytes) -> str:
 def build_wheel(out_dir: Path, version: str) -> tuple[Path, list[str]]:
     """A pure-Python wheel of e3d2_core with ``e3d2_core/assets/`` (what ``paths.assets_dir`` looks for)."""
     files: dict[str, bytes] = {}
-    for path in sorted((ROOT / "e3d2_core").rglob("*.py")):
+    data_files = (ROOT / "e3d2_core" / "retarget" / "presets").glob("*.json")   # the bone-map presets
+    for path in sorted([*(ROOT / "e3d2_core").rglob("*.py"), *data_files]):
         files[path.relative_to(ROOT).as_posix()] = path.read_bytes()
     bundled = []
     for name in RUNTIME_ASSETS:

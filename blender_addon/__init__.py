@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import edit_panel, editing, operators, panel, properties, takes
+from . import character, edit_panel, editing, operators, panel, properties, takes
 
-_CLASSES = (properties.CLASSES + takes.CLASSES + operators.CLASSES + editing.CLASSES + panel.CLASSES
-            + edit_panel.CLASSES)
+_CLASSES = (properties.CLASSES + character.CLASSES + takes.CLASSES + operators.CLASSES + editing.CLASSES
+            + panel.CLASSES + edit_panel.CLASSES)
 
 
 def register():
@@ -19,9 +19,11 @@ def register():
     properties.register_properties()
     takes.register_properties()
     editing.register_properties()
+    character.register_properties()
 
 
 def unregister():
+    character.unregister_properties()
     editing.unregister_properties()
     takes.unregister_properties()
     properties.unregister_properties()

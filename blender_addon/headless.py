@@ -4,6 +4,8 @@
                                                       [--seed N] [--takes K] [--seconds S] [--fps F]
                                                       [--temperature T] [--motion dance.npz] [--pack-audio]
                                                       [--reduce-keys [--max-error-deg D] [--max-error-cm C]]
+                                                      [--target rig.blend|rig.fbx [--rig auto|mixamo|rigify|ue5|vrm]
+                                                       [--bone-map map.json]] [--foot-lock]
     python blender_addon/headless.py -- ...            # the same with the bpy module
 
 ``--audio`` may be a folder: one FBX per song in the ``--out`` folder (and one .blend per song in ``--blend``,
@@ -11,6 +13,9 @@ if given), and a summary at the end. The model runs in this Python when torch im
 ``--backend-python``) in ``python -m e3d2_core.serve`` under that interpreter. ``--motion`` keys a Motion saved
 by ``e3d2 generate`` instead of generating (one song). The .blend's sound strip points at the song by its
 absolute path (the .blend can move); ``--pack-audio`` packs the song into the .blend instead.
+``--target`` dances on your own character instead of an SMPL armature: its armature (the one with the most bones)
+is read from a .blend or imported from an FBX into each scene, its bones are mapped by ``--rig`` (a preset, or
+``auto`` detection) or by a ``--bone-map`` file, and the FBX written is that character with its new action.
 """
 from __future__ import annotations
 
@@ -50,7 +55,16 @@ def parse_args(argv):
                         help="key reduction: largest bone rotation error, degrees (default 0.5)")
     parser.add_argument("--max-error-cm", type=float, default=0.5,
                         help="key reduction: largest root position error, cm (default 0.5)")
+    parser.add_argument("--target", default="", help="dance on this character: a .blend or .fbx with its armature")
+    parser.add_argument("--rig", default="auto", choices=RIG_CHOICES,
+                        help="the character's bone-map preset (default auto: detected from its bone names)")
+    parser.add_argument("--bone-map", default="", help="a bone-map JSON file (Save Map in the add-on) for --target")
+    parser.add_argument("--foot-lock", action="store_true",
+                        help="pin each foot while it stands (two-bone leg IK), never below the floor")
     return parser.parse_args(argv)
+
+
+RIG_CHOICES = ("auto", "mixamo", "rigify", "rigify_def", "ue5", "ue4", "vrm", "smpl", "smplx", "generic")
 
 
 def ensure_addon():
@@ -95,7 +109,11 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     prefs.checkpoint = args.checkpoint
     # The operator adds the song's sound strip at the first frame and sets the scene's range to the dance.
     settings.audio_path = str(song)
-    bpy.ops.e3d2.create_armature()
+    scene.e3d2_character.foot_lock = args.foot_lock
+    if args.target:
+        character = load_character(Path(args.target), args)
+    else:
+        bpy.ops.e3d2.create_armature()
     bpy.ops.e3d2.generate_dance(motion=args.motion)
     action = bpy.context.active_object.animation_data.action
     bpy.ops.e3d2.export_fbx(filepath=str(fbx), preset=args.preset)
@@ -107,7 +125,49 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
         # relative_remap=False: the song keeps its absolute path, so the .blend can be moved
         bpy.ops.wm.save_as_mainfile(filepath=str(blend), relative_remap=False)
     keys = f", {action['e3d2_keys']} keys" if "e3d2_keys" in action else ""
-    return f"{song.name}: {action.name}, frames {scene.frame_start}-{scene.frame_end}{keys} -> {fbx}"
+    on = f" on {character.name} ({scene.e3d2_character.map_rig})" if args.target else ""
+    return f"{song.name}: {action.name}{on}, frames {scene.frame_start}-{scene.frame_end}{keys} -> {fbx}"
+
+
+def load_character(path: Path, args):
+    """Bring the character into the scene (appended from a .blend, or imported from an FBX), make it the
+    target with its bone map, and select it; RuntimeError with the reason when it cannot dance."""
+    import bpy
+
+    from blender_addon import character
+    from e3d2_core.errors import E3D2Error
+    from e3d2_core.retarget import bonemap
+
+    before = set(bpy.data.objects)
+    if path.suffix.lower() == ".blend":
+        with bpy.data.libraries.load(str(path), link=False) as (source, into):
+            into.objects = list(source.objects)
+        for obj in into.objects:
+            if obj is not None:
+                bpy.context.scene.collection.objects.link(obj)
+    elif path.suffix.lower() == ".fbx":
+        bpy.ops.import_scene.fbx(filepath=str(path))
+    else:
+        raise RuntimeError(f"{path}: a character is a .blend or .fbx file")
+    armatures = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
+    if not armatures:
+        raise RuntimeError(f"{path}: no armature in it")
+    obj = max(armatures, key=lambda o: len(o.data.bones))
+    settings = bpy.context.scene.e3d2_character
+    settings.rig = args.rig
+    settings.target = obj
+    try:
+        if args.bone_map:
+            loaded = bonemap.load_bone_map(args.bone_map, [b.name for b in obj.data.bones], armature=f"'{obj.name}'")
+            character.fill_slots(settings, loaded, loaded.rig)
+        character.character_map(bpy.context, obj)
+    except E3D2Error as err:
+        raise RuntimeError(str(err)) from None
+    for other in bpy.context.view_layer.objects:
+        other.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    return obj
 
 
 def _fps_pair(fps: float) -> tuple[int, float]:
@@ -123,6 +183,14 @@ def main(argv=None) -> int:
     args.blend = str(Path(args.blend).resolve()) if args.blend else args.blend
     if not 0.0 <= args.beat_lock <= 1.0:
         print(f"e3d2 headless: error: --beat-lock must be from 0 to 1, got {args.beat_lock:g}", file=sys.stderr)
+        return 2
+    if args.target:
+        if not Path(args.target).is_file():
+            print(f"e3d2 headless: error: {args.target}: no such character file", file=sys.stderr)
+            return 2
+        args.target = str(Path(args.target).resolve())
+    if args.bone_map and not args.target:
+        print("e3d2 headless: error: --bone-map maps the bones of a --target character", file=sys.stderr)
         return 2
     if args.motion:
         if not Path(args.motion).is_file():

@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import armature, backend, compat, keyframes, progress
+from . import armature, backend, character, compat, keyframes, progress
 from .properties import preferences
 
 SCORE_PROPERTY = "e3d2_reward"
@@ -94,20 +94,40 @@ def smpl_armature(context):
     return obj
 
 
+def dance_armature(context):
+    """The armature a dance is read from or exported: the active SMPL armature, else the picked character
+    (when it is active, or nothing else is); UserError otherwise."""
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE" and not armature.missing_smpl_bones(obj):
+        return obj
+    target = context.scene.e3d2_character.target
+    if target is not None and (obj is None or obj == target or obj.type != "ARMATURE"):
+        return target
+    return smpl_armature(context)
+
+
+def generate_target(context):
+    """Where Generate keys the dance: the picked character (Generate onto the character), else the SMPL armature."""
+    settings = context.scene.e3d2_character
+    if settings.target is not None and settings.dance_on_character:
+        return settings.target
+    return smpl_armature(context)
+
+
 def _poll_animated_armature(cls, context, why_not: str) -> bool:
-    """An SMPL armature with an action; otherwise the disabled button says ``why_not``."""
-    if not _poll_armature(cls, context):
+    """An SMPL armature or the character, with an action; otherwise the disabled button says ``why_not``."""
+    if not _poll_armature(cls, context, dance_armature):
         return False
-    anim = context.active_object.animation_data
+    anim = dance_armature(context).animation_data
     if anim is None or anim.action is None:
         cls.poll_message_set(why_not)
         return False
     return True
 
 
-def _poll_armature(cls, context) -> bool:
+def _poll_armature(cls, context, find=None) -> bool:
     try:
-        smpl_armature(context)
+        (find or smpl_armature)(context)
     except UserError as err:
         cls.poll_message_set(str(err))
         return False
@@ -267,21 +287,23 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         if context.window_manager.e3d2_running:
             cls.poll_message_set("A dance is being generated")
             return False
-        return _poll_armature(cls, context)
+        return _poll_armature(cls, context, generate_target)
 
     def execute(self, context):
         return self.invoke(context, None)
 
     def invoke(self, context, event):
         try:
-            self._armature = smpl_armature(context)
+            self._armature = generate_target(context)
+            if character.is_character(context, self._armature):
+                character.character_map(context)       # a bad map is refused before generating
             self._song = find_song(context)
             self._seed = context.scene.e3d2.seed
             motion = bpy.path.abspath(self.motion) if self.motion else None
             if motion and not os.path.isfile(motion):
                 raise UserError(f"The motion file is missing: {motion}")
             job = _backend(context).start(generate_request(context, self._song, motion))
-        except (UserError, backend.BackendError) as err:
+        except (UserError, backend.BackendError, character.E3D2Error) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         return self.start_job(context, job)
@@ -303,9 +325,18 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         settings = context.scene.e3d2
         names = keyframes.take_names(self._song.name, self._seed, len(motions), existing=bpy.data.actions.keys())
         tolerance = (settings.key_error_degrees, settings.key_error_cm) if settings.reduce_keys else None
-        actions = [apply_motion(obj, m, self._song, self._seed, take, {"e3d2_backend": type(self._job).__name__},
-                                name=names[take], tolerance=tolerance)
-                   for take, m in enumerate(motions)]
+        extra = {"e3d2_backend": type(self._job).__name__}
+        if character.is_character(context, obj):
+            try:
+                actions = character.key_takes(context, obj, motions, self._song, self._seed, names, extra)
+            except character.E3D2Error as err:
+                self.report({"ERROR"}, f"Generate Dance: {err}")
+                return {"CANCELLED"}
+        else:
+            if context.scene.e3d2_character.foot_lock:
+                motions = [character.lock_smpl_feet(m) for m in motions]
+            actions = [apply_motion(obj, m, self._song, self._seed, take, extra, name=names[take],
+                                    tolerance=tolerance) for take, m in enumerate(motions)]
         compat.assign_action(obj, actions[0])
         first, last = actions[0]["e3d2_frame_start"], actions[0]["e3d2_frame_end"]
         if not self._song.strip_name:
@@ -314,7 +345,7 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         scores = [s and s["per_minute"] for s in (result.get("scores") or [None] * len(actions))]
         takes.fill(context.scene, obj, actions, scores, [(first, last)] * len(actions))
         keys = ""
-        if tolerance is not None:
+        if tolerance is not None and "e3d2_keys" in actions[0]:
             keys = (f"; {actions[0]['e3d2_keys']} of {actions[0]['e3d2_keys_dense']} keys, within "
                     f"{actions[0]['e3d2_key_error_deg']:.2f} deg / {actions[0]['e3d2_key_error_cm']:.2f} cm")
         self.report({"INFO"}, f"{len(actions)} dance(s): {', '.join(a.name for a in actions)} "
@@ -389,15 +420,18 @@ class E3D2_OT_score_animation(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            obj, song = smpl_armature(context), find_song(context)
+            obj, song = dance_armature(context), find_song(context)
             action = obj.animation_data.action
             names = armature.load_skeleton_data()["names"]
             first, last = action_frame_range(action)
             frames = np.arange(first, last + 1, dtype=np.float64)
-            quats, location = keyframes.read_dance_channels(obj, names, frames)
-            rest_rotations, rest_heads = armature.rest_pose(obj, names)
-            poses, trans = keyframes.bone_channels_to_motion(quats, location, rest_rotations, rest_heads[0],
-                                                             keyframes.armature_frame(rest_heads, names, armature.reference_heads()))
+            if armature.missing_smpl_bones(obj):    # the character: read back as SMPL through its bone map
+                poses, trans = character.read_character_motion(context, obj, action, frames)
+            else:
+                quats, location = keyframes.read_dance_channels(obj, names, frames)
+                rest_rotations, rest_heads = armature.rest_pose(obj, names)
+                poses, trans = keyframes.bone_channels_to_motion(quats, location, rest_rotations, rest_heads[0],
+                                                                 keyframes.armature_frame(rest_heads, names, armature.reference_heads()))
             folder = Path(tempfile.mkdtemp(prefix="e3d2_"))
             motion_path = folder / "scored.npz"
             np.savez(motion_path, poses=poses.astype(np.float32), trans=trans.astype(np.float32),
@@ -409,7 +443,7 @@ class E3D2_OT_score_animation(bpy.types.Operator):
             request = {"id": "score", "op": "score", "motion": str(motion_path), "audio": song.path,
                        "offset": offset, "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None}
             score = _backend(context).start(request).wait(timeout=1800)["score"]
-        except (UserError, backend.BackendError) as err:
+        except (UserError, backend.BackendError, character.E3D2Error) as err:
             self.report({"ERROR"}, f"Score Animation: {err}")
             return {"CANCELLED"}
         finally:
@@ -515,7 +549,7 @@ class E3D2_OT_export_fbx(bpy.types.Operator):
             self.report({"ERROR"}, "Export FBX: save the .blend first or give an absolute file path")
             return {"CANCELLED"}
         try:
-            first, last = export_fbx(context, smpl_armature(context), path, preset)
+            first, last = export_fbx(context, dance_armature(context), path, preset)
         except (UserError, OSError) as err:
             self.report({"ERROR"}, f"Export FBX: {err}")
             return {"CANCELLED"}

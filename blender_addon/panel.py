@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat
+from . import character, compat
 from .operators import UserError, find_song, smpl_armature, sound_strip
 
 
@@ -44,6 +44,7 @@ class E3D2_PT_dance(_DancePanel, bpy.types.Panel):
         except UserError:
             box.label(text="Select an SMPL armature, or:")
         box.operator("e3d2.create_armature", icon="ADD")
+        character.draw_character(box, context)
 
         box = layout.box()
         box.label(text="Generate", icon="PLAY")
@@ -55,6 +56,7 @@ class E3D2_PT_dance(_DancePanel, bpy.types.Panel):
         box.prop(settings, "beat_lock", slider=True)
         box.prop(settings, "in_place")
         box.prop(settings, "facing")
+        box.prop(context.scene.e3d2_character, "foot_lock")
         box.prop(settings, "use_bpm")
         if settings.use_bpm:
             row = box.row(align=True)

@@ -56,6 +56,7 @@ def fresh_scene(fps=25, fps_base=1.0):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = fps, fps_base
+    scene.e3d2_character.foot_lock = False   # these tests compare the raw keys (foot lock: test_addon_character.py)
     return scene
 
 

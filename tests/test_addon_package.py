@@ -46,6 +46,10 @@ def test_built_zip_installs_registers_and_generates(tmp_path):
     assert {"blender_manifest.toml", "__init__.py", "operators.py", "compat.py"} <= set(names)
     wheel = next(n for n in names if n.startswith("wheels/") and n.endswith(".whl"))
     assert f'wheels = ["./{wheel}"]' in manifest and 'id = "e3d2"' in manifest
+    assert "character.py" in names
+    with zipfile.ZipFile(zip_path) as zf, zipfile.ZipFile(__import__("io").BytesIO(zf.read(wheel))) as wf:
+        presets = {n for n in wf.namelist() if n.startswith("e3d2_core/retarget/presets/")}
+    assert {f"e3d2_core/retarget/presets/{p}.json" for p in ("mixamo", "rigify", "ue5", "vrm")} <= presets
     (tmp_path / "script.py").write_text(INSTALL_AND_RUN)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender_user")  # a fresh Blender user folder

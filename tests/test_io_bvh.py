@@ -9,7 +9,7 @@ from e3d2_core.errors import E3D2Error
 from e3d2_core.io import load_motion_file
 from e3d2_core.io.bvh import bvh_forward_kinematics, read_bvh
 from e3d2_core.io.floor import sole_heights
-from e3d2_core.io.retarget import _SMPL_CAPS, CMU, _choose_map, _targets
+from e3d2_core.retarget.to_smpl import _SMPL_CAPS, CMU, _choose_map, _targets
 from e3d2_core.skeleton import default_skeleton, forward_kinematics
 
 CLIP = Path(__file__).parent / "data" / "cmu_salsa_60_01_clip.bvh"

@@ -13,7 +13,7 @@ import pytest
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.io import load_motion_file
-from e3d2_core.io.retarget import ICLONE, NEO, smpl_targets
+from e3d2_core.retarget.to_smpl import ICLONE, NEO, smpl_targets
 from training import prepare_bundled
 
 DATA = Path(__file__).parent / "data"
@@ -87,7 +87,7 @@ def test_every_motion_source_has_its_true_rate_and_the_salsa_is_read_at_60():
 
 def test_iclone_rig_is_retargeted_from_joint_positions():
     from e3d2_core.io.bvh import bvh_forward_kinematics, read_bvh
-    from e3d2_core.io.retarget import _plain
+    from e3d2_core.retarget.to_smpl import _plain
     path = DATA / "cmu_modern_05_03_clip.bvh"
     motion = load_motion_file(path, fps=60)
     assert motion.meta["bvh_skeleton"] == "iClone CC_Base" and motion.num_frames == 120

@@ -36,6 +36,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beat-lock", type=float, default=None, metavar="S",
                         help="0-1: how far a smooth time warp moves the dance's steps onto the music's beats "
                              "(default 1.0; 0 = the raw model's timing, as the paper measures it)")
+    parser.add_argument("--foot-lock", action="store_true",
+                        help="pin each foot while it stands on the floor (two-bone leg IK, never below the floor)")
     parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -118,6 +120,9 @@ def run(args) -> int:
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BeatLockWarning)):
         print(f"e3d2: warning: {message}", file=sys.stderr)
     motions = result if isinstance(result, list) else [result]
+    if args.foot_lock:
+        from e3d2_core.retarget.footlock import lock_motion_feet
+        motions = [lock_motion_feet(motion) for motion in motions]
     targets = output_paths(output, len(motions)) + ([Path(args.preview)] if args.preview is not None else [])
     staged = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in targets]
     try:       # all or nothing: write beside the targets, then move everything into place

@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--smpl-model", default=None, metavar="PATH",
                         help="your SMPL model file (.pkl/.npz): retarget onto its exact skeleton (stored in "
                              "the Motion's meta)")
+    parser.add_argument("--foot-lock", action="store_true",
+                        help="pin each foot while it stands on the floor (two-bone leg IK); on a .npz Motion this "
+                             "cleans an existing dance")
 
 
 def run(args) -> int:
@@ -53,7 +56,13 @@ def run(args) -> int:
         raise E3D2Error("the output must be a .npz Motion file", path=output)
     skeleton = skeleton_from_smpl_model(args.smpl_model) if args.smpl_model else None
     motion = load_motion_file(args.source, fmt=args.fmt, fps=args.fps, up=args.up, skeleton=skeleton)
+    note = ""
+    if args.foot_lock:
+        from e3d2_core.retarget.footlock import lock_motion_feet
+        motion = lock_motion_feet(motion)
+        lock = motion.meta["foot_lock"]
+        note = (f"; foot lock: sliding in contact {lock['slide_before']:.3f} -> {lock['slide_after']:.3f} m/s")
     motion.save(output)
     print(f"imported {motion.meta['source']} ({motion.meta['format']}): {motion.num_frames} frames at "
-          f"{motion.fps:g} fps, {motion.duration:.2f} s -> {output}")
+          f"{motion.fps:g} fps, {motion.duration:.2f} s -> {output}{note}")
     return 0

@@ -150,7 +150,7 @@ def _read(path: Path, fmt: str, skeleton: Skeleton, up: str | None):
 
 def _read_bvh(path: Path, skeleton: Skeleton, up: str) -> formats.Rotations:
     from e3d2_core.io.bvh import read_bvh
-    from e3d2_core.io.retarget import retarget_bvh
+    from e3d2_core.retarget.to_smpl import retarget_bvh
 
     bvh = read_bvh(path)
     poses, trans, info = retarget_bvh(bvh, skeleton, up=up)
