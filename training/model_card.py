@@ -216,7 +216,7 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           for pair, acc in report["reward_accuracy"].items()]
     if report.get("robustness_held_out_real") is not None:
         L += ["", f"R_θ robustness on held-out real motion (clean ranked above jittered, time-shuffled, slowed, "
-              f"looped): "
+              f"looped, shifted off the beat): "
               f"`{json.dumps(report['robustness_held_out_real'])}`."]
     L += ["", "## Limitations", "",
           "* Small data: about 20 minutes of unique motion (CMU salsa, two dancers; one modern dancer; one "
