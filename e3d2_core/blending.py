@@ -225,22 +225,24 @@ def carry_on(quats: np.ndarray, trans: np.ndarray, steps: int, fps: float, *,
     return make_continuous(np.concatenate([last_q[None], out_q]), axis=0)[1:], trans[-1] + pos
 
 
-def ease_in(quats: np.ndarray, trans: np.ndarray, guide_quats: np.ndarray, guide_trans: np.ndarray,
-            weight: np.ndarray, before_root: np.ndarray, before_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start as the guide and turn into the new motion: the start seam's ease (weight 1 = guide, 0 = new).
+def blend(quats: np.ndarray, trans: np.ndarray, other_quats: np.ndarray, other_trans: np.ndarray,
+          weight: np.ndarray, before_root: np.ndarray, before_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blend a motion with another one (weight 1 = the other), the floor motion in velocity.
 
     The pose (every joint, the pelvis's tilt relative to its heading, the pelvis height) is blended as in
     :func:`crossfade`. The floor motion (heading and floor position) is blended in *velocity*: each frame's
-    turn and step (in the body's own heading frame) are the weighted mean of the guide's and the new motion's,
-    integrated from the frame before the seam. So the result never turns or travels faster than either
-    motion does (a blend of positions would have to catch up with a new motion that turns or travels away from
-    the guide), and after the ease it is the new motion moved rigidly on the floor.
+    turn and step (in the body's own heading frame) are the weighted mean of the two motions', integrated
+    from the frame before. So the result never turns or travels faster than either motion does (a blend of
+    positions has to catch up with a motion that turns or travels away from the other, up to twice as fast as
+    either, and one that spins past a half turn from the other has no good blend of positions at all); where
+    the weight is 0 or 1 the result is one motion, moved rigidly on the floor.
 
     Args:
-        quats, trans: (B, T, 24, 4), (B, T, 3) the new motion from the seam on.
-        guide_quats, guide_trans: (S, 24, 4), (S, 3) what the first S ≤ T frames start as.
-        weight: (S,) the guide's weight per frame (beyond S: 0).
-        before_root, before_trans: (4,) and (3,) the pelvis just before the seam (where both motions start from).
+        quats, trans: (B, T, 24, 4), (B, T, 3) the motion.
+        other_quats, other_trans: (S, 24, 4), (S, 3) the other motion on the first S ≤ T frames.
+        weight: (S,) the other's weight per frame (beyond S: 0).
+        before_root, before_trans: (4,) and (3,), or per take (B, 4) and (B, 3): the pelvis in the frame before
+            the first one, where the result starts from.
     Returns:
         quats, trans (B, T, …).
     """
@@ -248,36 +250,36 @@ def ease_in(quats: np.ndarray, trans: np.ndarray, guide_quats: np.ndarray, guide
     s = len(weight)
     w = np.zeros(t)
     w[:s] = np.asarray(weight, np.float64)
-    psi0 = heading(before_root)
-    floor0 = np.asarray(before_trans, np.float64)[[0, 2]]
+    psi0 = np.broadcast_to(heading(before_root), (b,))[:, None]                             # (B, 1)
+    floor0 = np.broadcast_to(np.asarray(before_trans, np.float64)[..., [0, 2]], (b, 2))[:, None]
 
-    def increments(psi, floor):   # (…, T) headings, (…, T, 2) floor positions -> turns, steps in heading frame
-        prev_psi = np.concatenate([np.broadcast_to(psi0, psi.shape[:-1] + (1,)), psi[..., :-1]], -1)
-        prev_floor = np.concatenate([np.broadcast_to(floor0, floor.shape[:-2] + (1, 2)), floor[..., :-1, :]], -2)
+    def increments(psi, floor):   # (B, N) headings, (B, N, 2) floor positions -> turns, steps in heading frame
+        prev_psi = np.concatenate([psi0, psi[:, :-1]], 1)
+        prev_floor = np.concatenate([floor0, floor[:, :-1]], 1)
         return wrap_angle(psi - prev_psi), rotate_about_y(floor - prev_floor, -prev_psi)
 
     psi_new = heading(quats[:, :, 0])                                                       # (B, T)
-    turn_new, step_new = increments(psi_new, trans[:, :, [0, 2]])
-    psi_guide = heading(guide_quats[:, 0])                                                  # (S,)
-    turn_guide, step_guide = increments(psi_guide, np.asarray(guide_trans, np.float64)[:, [0, 2]])
-    turn, step = turn_new * (1.0 - w), step_new * (1.0 - w)[:, None]
-    turn[:, :s] += turn_guide * w[:s]
-    step[:, :s] += step_guide * w[:s, None]
+    turn, step = increments(psi_new, trans[:, :, [0, 2]])
+    psi_other = heading(other_quats[:, 0])                                                  # (S,)
+    other_floor = np.asarray(other_trans, np.float64)[:, [0, 2]]
+    turn_other, step_other = increments(np.broadcast_to(psi_other, (b, s)), np.broadcast_to(other_floor, (b, s, 2)))
+    turn = turn * (1.0 - w)
+    step = step * (1.0 - w)[:, None]
+    turn[:, :s] += turn_other * w[:s]
+    step[:, :s] += step_other * w[:s, None]
     psi = psi0 + np.cumsum(turn, axis=1)                                                    # (B, T)
-    prev_psi = np.concatenate([np.full((b, 1), psi0), psi[:, :-1]], 1)
-    floor = floor0 + np.cumsum(rotate_about_y(step, prev_psi), axis=1)
+    floor = floor0 + np.cumsum(rotate_about_y(step, np.concatenate([psi0, psi[:, :-1]], 1)), axis=1)
 
-    # the pose relative to the heading: pelvis tilt and the other joints, crossfaded (height too)
-    local = quats.copy()
-    local[:, :, 0] = rotations.quaternion_multiply(yaw_quat(-psi_new), quats[:, :, 0])
-    guide_local = np.array(guide_quats, np.float64)
-    guide_local[:, 0] = rotations.quaternion_multiply(yaw_quat(-psi_guide), guide_local[:, 0])
-    height = np.array(trans[:, :, 1])
-    local[:, :s], mixed = crossfade(local[:, :s], trans[:, :s], guide_local, guide_trans, w[:s])
+    # the pose relative to the heading: pelvis tilt and the other joints, crossfaded (the height too)
+    local = np.array(quats, np.float64)
+    local[:, :, 0] = rotations.quaternion_multiply(yaw_quat(-psi_new), local[:, :, 0])
+    other_local = np.array(other_quats, np.float64)
+    other_local[:, 0] = rotations.quaternion_multiply(yaw_quat(-psi_other), other_local[:, 0])
+    height = np.array(trans[:, :, 1], np.float64)
+    local[:, :s], mixed = crossfade(local[:, :s], trans[:, :s], other_local, other_trans, w[:s])
     height[:, :s] = mixed[:, :, 1]
     local[:, :, 0] = rotations.quaternion_multiply(yaw_quat(psi), local[:, :, 0])
-    out_t = np.stack([floor[..., 0], height, floor[..., 1]], -1)
-    return make_continuous(local), out_t
+    return make_continuous(local), np.stack([floor[..., 0], height, floor[..., 1]], -1)
 
 
 # ---------------------------------------------------------------------------------------------- root path, key poses

@@ -109,6 +109,51 @@ def test_no_seam_on_the_salsa_take_by_take(song_clip):
             assert_seamless(take, i1, reference, sides=True)
 
 
+SEEDS = range(8)
+
+
+@pytest.mark.parametrize("which", ["cmu", "aist"])
+def test_no_seam_for_any_seed(song_clip, which):
+    """Seed by seed (eight seeds, each its own range), both seams of a regenerated range in real dance: within
+    real dance's 99th percentile, or no rougher than the dance on either side of the seam, or than the unedited
+    dance across the same frames (5 % slack; the salsa at 60 fps, the AIST++ slices at 30 fps); the root never
+    jumps; outside the range the dance is untouched."""
+    from e3d2_core import editing
+
+    reference = real_percentiles()
+    generator = editing.load_generator()
+    for seed in SEEDS:
+        dance = cmu_dance() if which == "cmu" else aist_dance(seed % 5)
+        rng = np.random.default_rng(seed)
+        start = float(rng.uniform(0.5, dance.duration - 2.5))
+        end = start + float(rng.uniform(1.0, 1.8))
+        take = editing.regenerate(dance, song_clip, start=start, end=end, seed=seed, generator=generator)
+        i0, i1 = unchanged_outside(take, dance)
+        for frame in (i0, i1):
+            assert_seamless(take, frame, reference, sides=True, source=dance)
+
+
+def test_extend_has_no_seam_for_any_seed(song_clip):
+    """Eight seeds continuing the salsa (5 s, 60 fps): every seam within real dance's 99th percentile, no
+    allowance. Eight more on the AIST++ slices (30 fps, which move faster than that at their ends): no rougher
+    than the slice's own last 0.2 s, or its last step (5 % slack)."""
+    from e3d2_core import editing
+
+    reference = real_percentiles()
+    generator = editing.load_generator()
+    dance = cmu_dance().trim(0, 300)
+    for seed in range(7, 7 + len(SEEDS)):
+        longer = editing.extend(dance, song_clip, seconds=3.0, seed=seed, generator=generator)
+        assert np.array_equal(longer.poses[:300], dance.poses) and np.array_equal(longer.trans[:300], dance.trans)
+        assert_seamless(longer, 300, reference)
+    for seed in SEEDS:
+        dance = aist_dance(seed % 5)
+        longer = editing.extend(dance, song_clip, seconds=2.0, seed=seed, generator=generator)
+        n = dance.num_frames
+        assert longer.num_frames == n + 60 and np.array_equal(longer.poses[:n], dance.poses)
+        assert_seamless(longer, n, reference, sides=True, source=dance, source_frame=n - 1)
+
+
 def test_seams_of_a_generated_dance_are_no_rougher_than_the_dance_around_them(song_clip, generated):
     """The bundled model's own dances move faster than real dance's 99th percentile at places: their seams stay
     within it, or within what the dance does on either side of the seam."""
