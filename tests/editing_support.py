@@ -86,3 +86,19 @@ def assert_seamless(motion, frame: int, reference: dict, *, sides: bool = False,
     assert seam["acceleration"] <= bound["acceleration"], (frame, seam, bound)
     assert seam["root_step"] <= reference["speed"] / motion.fps, (frame, seam, reference)
     return seam
+
+
+def assert_smooth_transition(motion, frames: tuple[int, int], reference: dict, *, near, factor: float = 2.0) -> float:
+    """Inside a transition (``frames`` = [lo, hi) of ``motion``: the start's ease, the end's blend), no joint
+    accelerates more than ``factor`` × what the joined motions do on their own nearby (``near``: joint tracks
+    (T, J, 3) at ``motion.fps``, e.g. the new part beyond the transition and the dance before the edit there)
+    or than real dance's 99th percentile. A blend that flips a joint or spins to catch up is many times
+    rougher; blending two motions honestly is not. Returns the ratio to the bound."""
+    from e3d2_core.metrics import smoothness
+
+    lo, hi = max(frames[0], 1), min(frames[1], motion.num_frames - 1)
+    inside = smoothness.joint_accelerations(motion.joints()[lo - 1:hi + 1], motion.fps).max()
+    bound = max([reference["acceleration"]] + [smoothness.joint_accelerations(j, motion.fps).max()
+                                               for j in near if len(j) > 2])
+    assert inside <= factor * bound, (frames, inside, bound)
+    return float(inside / bound)
