@@ -30,6 +30,8 @@ import numpy as np
 
 from e3d2_core import rotations
 
+CARRY_VELOCITY_TIME = 0.2      # s: how long a carried-on motion keeps its velocity (see carry_on)
+CARRY_ACCELERATION_TIME = 0.1  # s: and its acceleration
 DEFAULT_SPRING_RATE = 6.0       # 1/s: the start offset decays to (1 + 3)·e^(-3) ≈ 20 % of x0 in 0.5 s, 2 % in 1 s
 
 
@@ -110,6 +112,15 @@ def smootherstep(x: np.ndarray) -> np.ndarray:
     return x * x * x * (x * (6.0 * x - 15.0) + 10.0)
 
 
+def septic_step(x: np.ndarray) -> np.ndarray:
+    """−20x⁷ + 70x⁶ − 84x⁵ + 35x⁴ on [0, 1] (clipped): 0 → 1 with zero first to third derivative at both ends.
+
+    Flatter at its ends than :func:`smootherstep` (1 − w ≈ 35·(1 − x)⁴ against 10·(1 − x)³ near x = 1), for
+    about 30 % more curvature in the middle."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    return x ** 4 * (35.0 + x * (-84.0 + x * (70.0 - 20.0 * x)))
+
+
 def spring(x0: np.ndarray, v0: np.ndarray, steps: np.ndarray, rate: float) -> np.ndarray:
     """Critically damped decay of an offset: (x0 + (v0 + λ·x0)·s)·e^(−λ·s) at ``steps`` s (frames, (S,)).
 
@@ -170,6 +181,107 @@ def inertialize(quats: np.ndarray, trans: np.ndarray, kept_quats: np.ndarray, ke
     return (make_continuous(apply_rotation_offset(rot_off, quats[:, seam:])), trans[:, seam:] + pos_off)
 
 
+def carry_on(quats: np.ndarray, trans: np.ndarray, steps: int, fps: float, *,
+             velocity_time: float = CARRY_VELOCITY_TIME,
+             acceleration_time: float = CARRY_ACCELERATION_TIME) -> tuple[np.ndarray, np.ndarray]:
+    """The motion carried on past its last frame by its own momentum: a guide to ease out of where nothing follows.
+
+    Each rotation (as a rotation vector relative to the last frame) and the pelvis position continue with the
+    last frames' velocity *and* acceleration, so position, velocity and acceleration all carry across the last
+    frame; then the acceleration dies out (time constant ``acceleration_time``) and the velocity after it
+    (``velocity_time``), so the guide comes to rest instead of flying off. Per frame s = 1, 2, …:
+    u_s = ρ·u_(s−1) + (a + (1 − ρ)·v)·σ^(s−1), x_s = x_(s−1) + u_s, with u_0 = v, ρ = e^(−1/(velocity_time·fps)),
+    σ = e^(−1/(acceleration_time·fps)): the second difference across the last frame is exactly a.
+
+    Args:
+        quats, trans: (K, 24, 4), (K, 3) the motion's last K frames (K ≥ 1; with fewer than 3 the acceleration,
+            with 1 the velocity too, is taken as zero).
+        steps: frames to make after the last one.
+        fps: frames per second (the time constants are in seconds).
+    Returns:
+        quats, trans: (steps, 24, 4), (steps, 3) the frames after the last one.
+    """
+    quats, trans = np.asarray(quats, np.float64), np.asarray(trans, np.float64)
+    last_q = quats[-1]
+    # rotation vectors of the previous frames relative to the last one (per joint), then positions
+    back_rot = [rotation_offset(quats[-k], last_q) for k in (2, 3) if len(quats) >= k]          # (24, 3) each
+    back_pos = [trans[-k] - trans[-1] for k in (2, 3) if len(trans) >= k]
+    rho = math.exp(-1.0 / max(velocity_time * fps, 1e-9))
+    sigma = math.exp(-1.0 / max(acceleration_time * fps, 1e-9))
+
+    def carried(back, shape):
+        v = -back[0] if back else np.zeros(shape)
+        a = back[1] - 2.0 * back[0] if len(back) > 1 else np.zeros(shape)
+        drive, u, x, out = a + (1.0 - rho) * v, v, np.zeros(shape), []
+        for s in range(steps):
+            u = rho * u + drive * sigma ** s
+            x = x + u
+            out.append(x)
+        return np.stack(out) if out else np.zeros((0,) + shape)
+
+    rot = carried(back_rot, last_q.shape[:-1] + (3,))                                       # (S, 24, 3)
+    pos = carried(back_pos, trans.shape[1:])                                                # (S, 3)
+    out_q = apply_rotation_offset(rot, np.broadcast_to(last_q, rot.shape[:-1] + (4,)))
+    return make_continuous(np.concatenate([last_q[None], out_q]), axis=0)[1:], trans[-1] + pos
+
+
+def blend(quats: np.ndarray, trans: np.ndarray, other_quats: np.ndarray, other_trans: np.ndarray,
+          weight: np.ndarray, before_root: np.ndarray, before_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blend a motion with another one (weight 1 = the other), the floor motion in velocity.
+
+    The pose (every joint, the pelvis's tilt relative to its heading, the pelvis height) is blended as in
+    :func:`crossfade`. The floor motion (heading and floor position) is blended in *velocity*: each frame's
+    turn and step (in the body's own heading frame) are the weighted mean of the two motions', integrated
+    from the frame before. So the result never turns or travels faster than either motion does (a blend of
+    positions has to catch up with a motion that turns or travels away from the other, up to twice as fast as
+    either, and one that spins past a half turn from the other has no good blend of positions at all); where
+    the weight is 0 or 1 the result is one motion, moved rigidly on the floor.
+
+    Args:
+        quats, trans: (B, T, 24, 4), (B, T, 3) the motion.
+        other_quats, other_trans: (S, 24, 4), (S, 3) the other motion on the first S ≤ T frames.
+        weight: (S,) the other's weight per frame (beyond S: 0).
+        before_root, before_trans: (4,) and (3,), or per take (B, 4) and (B, 3): the pelvis in the frame before
+            the first one, where the result starts from.
+    Returns:
+        quats, trans (B, T, …).
+    """
+    b, t = trans.shape[:2]
+    s = len(weight)
+    w = np.zeros(t)
+    w[:s] = np.asarray(weight, np.float64)
+    psi0 = np.broadcast_to(heading(before_root), (b,))[:, None]                             # (B, 1)
+    floor0 = np.broadcast_to(np.asarray(before_trans, np.float64)[..., [0, 2]], (b, 2))[:, None]
+
+    def increments(psi, floor):   # (B, N) headings, (B, N, 2) floor positions -> turns, steps in heading frame
+        prev_psi = np.concatenate([psi0, psi[:, :-1]], 1)
+        prev_floor = np.concatenate([floor0, floor[:, :-1]], 1)
+        return wrap_angle(psi - prev_psi), rotate_about_y(floor - prev_floor, -prev_psi)
+
+    psi_new = heading(quats[:, :, 0])                                                       # (B, T)
+    turn, step = increments(psi_new, trans[:, :, [0, 2]])
+    psi_other = heading(other_quats[:, 0])                                                  # (S,)
+    other_floor = np.asarray(other_trans, np.float64)[:, [0, 2]]
+    turn_other, step_other = increments(np.broadcast_to(psi_other, (b, s)), np.broadcast_to(other_floor, (b, s, 2)))
+    turn = turn * (1.0 - w)
+    step = step * (1.0 - w)[:, None]
+    turn[:, :s] += turn_other * w[:s]
+    step[:, :s] += step_other * w[:s, None]
+    psi = psi0 + np.cumsum(turn, axis=1)                                                    # (B, T)
+    floor = floor0 + np.cumsum(rotate_about_y(step, np.concatenate([psi0, psi[:, :-1]], 1)), axis=1)
+
+    # the pose relative to the heading: pelvis tilt and the other joints, crossfaded (the height too)
+    local = np.array(quats, np.float64)
+    local[:, :, 0] = rotations.quaternion_multiply(yaw_quat(-psi_new), local[:, :, 0])
+    other_local = np.array(other_quats, np.float64)
+    other_local[:, 0] = rotations.quaternion_multiply(yaw_quat(-psi_other), other_local[:, 0])
+    height = np.array(trans[:, :, 1], np.float64)
+    local[:, :s], mixed = crossfade(local[:, :s], trans[:, :s], other_local, other_trans, w[:s])
+    height[:, :s] = mixed[:, :, 1]
+    local[:, :, 0] = rotations.quaternion_multiply(yaw_quat(psi), local[:, :, 0])
+    return make_continuous(local), np.stack([floor[..., 0], height, floor[..., 1]], -1)
+
+
 # ---------------------------------------------------------------------------------------------- root path, key poses
 def meet_root(quats: np.ndarray, trans: np.ndarray, end: int, target_root: np.ndarray,
               target_trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,11 +339,33 @@ def reach_pose(quats: np.ndarray, trans: np.ndarray, at: int, pose_quats: np.nda
 
 
 # ---------------------------------------------------------------------------------------------- the end seam
+def unwrap_rotation_vectors(rotvec: np.ndarray, axis: int = -3) -> np.ndarray:
+    """Rotation vectors along the time ``axis`` (default: (…, T, J, 3)) made continuous past a half turn.
+
+    A rotation vector names its rotation with an angle ≤ π; a difference that keeps growing (one motion spinning
+    away from another) jumps from +π to −π about the axis. Each frame gets the same rotation written as
+    n·(θ + 2πk), the k that lies closest to the frame before, so the angle can grow past π without a jump."""
+    r = np.moveaxis(np.array(rotvec, dtype=np.float64), axis, 0)
+    out = r.copy()
+    for t in range(1, len(r)):
+        angle = np.linalg.norm(r[t], axis=-1, keepdims=True)
+        n = r[t] / np.maximum(angle, 1e-12)
+        along = np.sum(out[t - 1] * n, -1, keepdims=True)             # the previous vector along this axis
+        turns = np.where(angle > 1e-9, np.round((along - angle) / (2.0 * math.pi)), 0.0)
+        out[t] = n * (angle + 2.0 * math.pi * turns)
+    return np.moveaxis(out, 0, axis)
+
+
 def crossfade(quats: np.ndarray, trans: np.ndarray, kept_quats: np.ndarray, kept_trans: np.ndarray,
               weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Blend (B, T, …) new frames into (T, …) kept frames: weight (T,) 0 = new, 1 = kept (slerp, lerp)."""
+    """Blend (B, T, …) new frames into (T, …) kept frames: weight (T,) 0 = new, 1 = kept.
+
+    Rotations: exp(w·δ) ⊗ new, with δ the rotation from new to kept in every frame, unwrapped in time (the
+    same as a slerp while new and kept are less than a half turn apart; where one spins away from the other
+    past a half turn, a slerp would flip to the other way round, this keeps turning the same way). The root:
+    a linear blend."""
     kept_quats = np.broadcast_to(kept_quats, quats.shape)
-    kept_quats = np.where(np.sum(kept_quats * quats, -1, keepdims=True) < 0, -kept_quats, kept_quats)
     w = np.asarray(weight, np.float64)
-    blended = rotations.quaternion_slerp(quats, kept_quats, w[None, :, None] * np.ones(quats.shape[:-1]))
+    offset = unwrap_rotation_vectors(rotation_offset(kept_quats, quats), axis=1)            # (B, T, 24, 3)
+    blended = apply_rotation_offset(offset * w[None, :, None, None], quats)
     return make_continuous(blended), trans + (np.asarray(kept_trans)[None] - trans) * w[None, :, None]

@@ -47,7 +47,7 @@ from e3d2_core.skeleton import NUM_JOINTS, Skeleton
 DEFAULT_BLEND = 0.5          # seconds over which a regenerated range hands back to the kept dance
 KEY_POSE_REACH = 1.0         # seconds before and after a key pose over which it is eased in and out
 SKELETON_TOLERANCE = 0.005   # metres: rest offsets closer than this count as the same skeleton
-START_EASE = 0.25            # seconds over which the kept dance's own continuation eases into the new dance
+START_EASE = 0.5             # seconds over which the kept dance's own continuation eases into the new dance
 
 
 @dataclass
@@ -265,14 +265,27 @@ def _join(new_q, new_t, kept_q, kept_t, seam: int, plan: EditPlan, fps: float):
         q, t = blending.align_start(new_q, new_t, seam, kept_q[0, 0], kept_t[0])
         body_q, body_t = q[:, seam:], t[:, seam:]
     length = last - first
-    ease = min(int(round(START_EASE * fps)), max((plan.resume - first) // 2, 0), len(kept_q) - first)
-    if not plan.extend and first >= 1 and ease > 0:   # ease out of the kept dance's own continuation
-        # (smootherstep: at the seam the result *is* the kept dance, with its own velocity and acceleration)
-        weight = 1.0 - blending.smootherstep(np.arange(1, ease + 1) / (ease + 1))
-        eased_q, eased_t = blending.crossfade(body_q[:, :ease], body_t[:, :ease], kept_q[first:first + ease],
-                                              kept_t[first:first + ease], weight)
-        body_q = np.concatenate([eased_q, body_q[:, ease:]], 1)
-        body_t = np.concatenate([eased_t, body_t[:, ease:]], 1)
+    ease = min(int(round(START_EASE * fps)), max((resume - first) // 2, 0))
+    if first >= 1 and ease > 0:    # ease out of the kept dance's own continuation (or its momentum, past its end)
+        if plan.extend:
+            guide = slice(max(first - 3, 0), first)
+            guide_q, guide_t = blending.carry_on(kept_q[guide], kept_t[guide], ease, fps)
+        else:
+            ease = min(ease, len(kept_q) - first)
+            guide_q, guide_t = kept_q[first:first + ease], kept_t[first:first + ease]
+        # (C3 weight: at the seam the result *is* the guide, with its velocity and acceleration)
+        weight = 1.0 - blending.septic_step(np.arange(1, ease + 1) / (ease + 1))
+        body_q, body_t = blending.blend(body_q, body_t, guide_q, guide_t, weight, kept_q[first - 1, 0],
+                                        kept_t[first - 1])
+    if not plan.extend and last > resume:          # hand back to the kept dance over the blend
+        stop = min(last + 1, len(kept_q))          # (and the first kept frame after it, for meet_root)
+        end = last if last < len(kept_q) else last - 1
+        weight = blending.septic_step((np.arange(resume, stop) - resume + 1) / max(end - resume + 1, 1))
+        r = resume - first
+        tail_q, tail_t = blending.blend(body_q[:, r:], body_t[:, r:], kept_q[resume:stop], kept_t[resume:stop],
+                                        weight, body_q[:, r - 1, 0], body_t[:, r - 1])
+        body_q = np.concatenate([body_q[:, :r], tail_q], 1)
+        body_t = np.concatenate([body_t[:, :r], tail_t], 1)
     if not plan.extend and last < len(kept_q):     # arrive where the kept dance is when it takes over
         body_q, body_t = blending.meet_root(body_q, body_t, last - first, kept_q[last, 0], kept_t[last])
     for target in plan.targets:
@@ -281,16 +294,7 @@ def _join(new_q, new_t, kept_q, kept_t, seam: int, plan: EditPlan, fps: float):
         before, after = min(reach, at), min(reach, max(last - first - 1 - at, 0))
         pose_q = blending.rotations.axis_angle_to_quaternion(target.poses)
         body_q, body_t = blending.reach_pose(body_q, body_t, at, pose_q, target.trans, before, after)
-    body_q, body_t = body_q[:, :length], body_t[:, :length]
-    if not plan.extend and last > resume:
-        span = np.arange(resume, last)
-        end = last if last < len(kept_q) else last - 1
-        weight = blending.smootherstep((span - resume + 1) / max(end - resume + 1, 1))
-        fade_q, fade_t = blending.crossfade(body_q[:, resume - first:], body_t[:, resume - first:],
-                                            kept_q[span], kept_t[span], weight)
-        body_q = np.concatenate([body_q[:, :resume - first], fade_q], 1)
-        body_t = np.concatenate([body_t[:, :resume - first], fade_t], 1)
-    return body_q, body_t
+    return body_q[:, :length], body_t[:, :length]
 
 
 def _hold(poses, trans, model_motion: Motion, plan: EditPlan, keep_idx, skeleton):

@@ -54,13 +54,19 @@ def real_percentiles(q: float = 99.0) -> dict:
     return smoothness.percentiles(tracks, q)
 
 
-def assert_seamless(motion, frame: int, reference: dict, *, sides: bool = False, width: float = 0.2) -> dict:
+def assert_seamless(motion, frame: int, reference: dict, *, sides: bool = False, width: float = 0.2,
+                    source=None, source_frame: int | None = None, slack: float = 1.05) -> dict:
     """The seam between ``frame - 1`` and ``frame`` of ``motion`` within the reference percentiles.
 
     With ``sides``, a seam may also be as rough as the motion on either side of it is on its own (the largest
     speed and acceleration within ``width`` seconds before the seam, and after it, not crossing it): a dance
     that moves faster than real dance's 99th percentile there has no seam when the join is no rougher than
     the dance itself.
+
+    With ``source`` (the dance before the edit), a seam may also be as rough as the source is across the same
+    frames (``source_frame``, default ``frame``; for an extension, the source's last frame), within ``slack``:
+    an edit adds no seam where the dance was already that rough itself. The root's step is always held to
+    real dance's 99th percentile speed.
     """
     from e3d2_core.metrics import smoothness
 
@@ -72,7 +78,27 @@ def assert_seamless(motion, frame: int, reference: dict, *, sides: bool = False,
         for part in (joints[max(frame - n, 0):frame], joints[frame:frame + n]):
             bound["speed"] = max(bound["speed"], smoothness.joint_speeds(part, motion.fps).max())
             bound["acceleration"] = max(bound["acceleration"], smoothness.joint_accelerations(part, motion.fps).max())
+    if source is not None:
+        own = smoothness.seam(source.joints(), source.fps, frame if source_frame is None else source_frame)
+        for key in ("speed", "acceleration"):
+            bound[key] = max(bound[key], slack * own[key])
     assert seam["speed"] <= bound["speed"], (frame, seam, bound)
     assert seam["acceleration"] <= bound["acceleration"], (frame, seam, bound)
     assert seam["root_step"] <= reference["speed"] / motion.fps, (frame, seam, reference)
     return seam
+
+
+def assert_smooth_transition(motion, frames: tuple[int, int], reference: dict, *, near, factor: float = 2.0) -> float:
+    """Inside a transition (``frames`` = [lo, hi) of ``motion``: the start's ease, the end's blend), no joint
+    accelerates more than ``factor`` × what the joined motions do on their own nearby (``near``: joint tracks
+    (T, J, 3) at ``motion.fps``, e.g. the new part beyond the transition and the dance before the edit there)
+    or than real dance's 99th percentile. A blend that flips a joint or spins to catch up is many times
+    rougher; blending two motions honestly is not. Returns the ratio to the bound."""
+    from e3d2_core.metrics import smoothness
+
+    lo, hi = max(frames[0], 1), min(frames[1], motion.num_frames - 1)
+    inside = smoothness.joint_accelerations(motion.joints()[lo - 1:hi + 1], motion.fps).max()
+    bound = max([reference["acceleration"]] + [smoothness.joint_accelerations(j, motion.fps).max()
+                                               for j in near if len(j) > 2])
+    assert inside <= factor * bound, (frames, inside, bound)
+    return float(inside / bound)

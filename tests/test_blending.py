@@ -153,3 +153,89 @@ def test_seam_measures_the_values_across_it():
         smoothness.seam(joints, 60.0, 0)
     ref = smoothness.percentiles([(joints, 60.0)], 100)
     assert ref["speed"] == pytest.approx(6.0) and not math.isnan(ref["acceleration"])
+
+
+def test_septic_step_is_flat_to_the_third_derivative_at_both_ends():
+    x = np.linspace(0, 1, 2001)
+    s = blending.septic_step(x)
+    assert s[0] == 0 and s[-1] == 1 and np.all(np.diff(s) >= 0)
+    np.testing.assert_allclose(s + s[::-1], 1.0, atol=1e-12)                  # symmetric
+    h = 1e-3
+    for end in (0.0, 1.0):                                                      # 1 - w ≈ 35 (1 - x)^4
+        near = blending.septic_step(np.array([end + (h if end == 0 else -h)]))[0]
+        assert abs(near - end) < 40 * h ** 4
+    # flatter than smootherstep where it ends, which is what the frames next to a seam see
+    assert 1 - blending.septic_step(30 / 31) < 0.3 * (1 - blending.smootherstep(30 / 31))
+
+
+def test_carry_on_continues_position_velocity_and_acceleration_then_comes_to_rest():
+    """A joint turning with constant angular acceleration, a pelvis on a parabola: the carried-on frames
+    continue both exactly across the last frame (second differences equal), then slow down to rest."""
+    fps, frames = 60.0, 12
+    t = np.arange(frames)
+    angle = 0.02 * t + 0.001 * t ** 2                                           # rad, about a tilted axis
+    axis = np.array([0.3, 0.8, -0.5]) / np.linalg.norm([0.3, 0.8, -0.5])
+    quats = np.tile(blending.quat_exp(np.zeros(3)), (frames, 24, 1))
+    quats[:, 5] = blending.quat_exp(angle[:, None] * axis)
+    trans = np.stack([0.01 * t, 0.9 + 0.002 * t ** 2, -0.005 * t], -1).astype(np.float64)
+    q, p = blending.carry_on(quats[-3:], trans[-3:], 120, fps)
+    assert q.shape == (120, 24, 4) and p.shape == (120, 3)
+    joined = np.concatenate([angle[-3:], [2 * np.arctan2(np.linalg.norm(q[0, 5, 1:]), q[0, 5, 0])]])
+    np.testing.assert_allclose(np.diff(joined, 2), 0.002, atol=1e-9)            # the acceleration goes on
+    path = np.concatenate([trans[-3:], p[:1]])
+    np.testing.assert_allclose(np.diff(path, 2, axis=0), [[0, 0.004, 0], [0, 0.004, 0]], atol=1e-12)
+    np.testing.assert_allclose(q[:, 0], np.broadcast_to(quats[-1, 0], (120, 4)), atol=1e-12)   # still joints stay
+    step = np.linalg.norm(np.diff(p, axis=0), axis=-1)
+    assert step[-1] < 0.01 * step[0]                                            # at rest after 2 s
+    one_q, one_p = blending.carry_on(quats[-1:], trans[-1:], 5, fps)            # one frame: nothing to carry
+    np.testing.assert_allclose(one_p, np.broadcast_to(trans[-1], (5, 3)))
+
+
+def spinning(frames, rate):
+    """(1, T, 24, 4) a body spinning about +Y at ``rate`` rad per frame, standing still on the floor."""
+    q = np.tile(blending.quat_exp(np.zeros(3)), (1, frames, 24, 1))
+    q[0, :, 0] = blending.yaw_quat(rate * np.arange(frames))
+    return blending.make_continuous(q), np.tile([0.0, 0.9, 0.0], (1, frames, 1))
+
+
+def test_unwrap_keeps_a_growing_rotation_continuous_past_a_half_turn():
+    angle = np.linspace(0, 3 * np.pi, 50)
+    axis = np.array([0.0, 0.6, 0.8])
+    raw = blending.quat_log(blending.quat_exp(angle[:, None] * axis))          # wraps at π
+    assert np.linalg.norm(np.diff(raw, axis=0), axis=-1).max() > 1.0
+    unwrapped = blending.unwrap_rotation_vectors(raw, axis=0)
+    np.testing.assert_allclose(unwrapped, angle[:, None] * axis, atol=1e-9)
+
+
+def test_crossfade_does_not_flip_when_one_motion_spins_away_from_the_other():
+    """A still body blended into one spinning a full turn: the old per-frame slerp jumped where the two
+    were half a turn apart; the result now turns continuously."""
+    frames = 60
+    spin_q, spin_t = spinning(frames, 2 * np.pi / frames)
+    still_q, still_t = spinning(frames, 0.0)
+    w = blending.smootherstep(np.arange(frames) / (frames - 1))
+    q, _ = blending.crossfade(spin_q, spin_t, still_q[0], still_t[0], w)
+    turn = 2 * np.arccos(np.abs(np.sum(q[0, 1:, 0] * q[0, :-1, 0], -1)).clip(0, 1))
+    assert turn.max() < 0.5                                                     # a jump would be ~1 rad or more
+
+
+def test_blend_turns_and_travels_no_faster_than_either_motion():
+    """The floor motion is blended in velocity: easing from a still body into one spinning and walking away,
+    the result never spins or walks faster than the new motion, and once the weight is 0 it is the new motion
+    moved rigidly (a blend of positions has to catch up, up to about twice as fast)."""
+    frames, ease, rate = 90, 30, 0.15
+    q, t = spinning(frames, rate)
+    t[0, :, 0] = 0.02 * np.arange(frames)                                       # walking at 1.2 m/s
+    still_q, still_t = spinning(ease, 0.0)
+    weight = 1.0 - blending.septic_step(np.arange(1, ease + 1) / (ease + 1))
+    out_q, out_t = blending.blend(q, t, still_q[0], still_t[0], weight, still_q[0, 0, 0], still_t[0, 0])
+    turn = 2 * np.arccos(np.abs(np.sum(out_q[0, 1:, 0] * out_q[0, :-1, 0], -1)).clip(0, 1))
+    steps = np.linalg.norm(np.diff(out_t[0], axis=0), axis=-1)
+    assert turn.max() <= rate + 1e-9 and steps.max() <= 0.02 + 1e-9
+    assert turn[0] < 0.01 * rate and steps[0] < 0.01 * 0.02                    # it starts as the still body
+    np.testing.assert_allclose(turn[ease + 1:], rate, atol=1e-9)                # then moves as the new one
+    np.testing.assert_allclose(steps[ease + 1:], 0.02, atol=1e-9)
+    np.testing.assert_allclose(out_q[0, ease:, 1:], q[0, ease:, 1:], atol=1e-12)   # the pose is the new one
+    cross_q, _ = blending.crossfade(q[:, :ease], t[:, :ease], still_q[0], still_t[0], weight)
+    cross_turn = 2 * np.arccos(np.abs(np.sum(cross_q[0, 1:, 0] * cross_q[0, :-1, 0], -1)).clip(0, 1))
+    assert cross_turn.max() > 1.5 * rate                                        # what a position blend does

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from editing_support import aist_dance, assert_seamless, cmu_dance, real_percentiles
+from editing_support import aist_dance, assert_seamless, assert_smooth_transition, cmu_dance, real_percentiles
 from e3d2_core import api
 from e3d2_core.constraints import PoseTarget
 from e3d2_core.errors import E3D2Error
@@ -107,6 +107,58 @@ def test_no_seam_on_the_salsa_take_by_take(song_clip):
             i0, i1 = unchanged_outside(take, dance)
             assert_seamless(take, i0, reference, sides=True)
             assert_seamless(take, i1, reference, sides=True)
+
+
+SEEDS = range(8)
+
+
+@pytest.mark.parametrize("which", ["cmu", "aist"])
+def test_no_seam_for_any_seed(song_clip, which):
+    """Seed by seed (eight seeds, each its own range), both seams of a regenerated range in real dance: within
+    real dance's 99th percentile, or no rougher than the dance on either side of the seam, or than the unedited
+    dance across the same frames (5 % slack; the salsa at 60 fps, the AIST++ slices at 30 fps); the root never
+    jumps; outside the range the dance is untouched."""
+    from e3d2_core import editing
+
+    reference = real_percentiles()
+    generator = editing.load_generator()
+    for seed in SEEDS:
+        dance = cmu_dance() if which == "cmu" else aist_dance(seed % 5)
+        rng = np.random.default_rng(seed)
+        start = float(rng.uniform(0.5, dance.duration - 2.5))
+        end = start + float(rng.uniform(1.0, 1.8))
+        take = editing.regenerate(dance, song_clip, start=start, end=end, seed=seed, generator=generator)
+        i0, i1 = unchanged_outside(take, dance)
+        for frame in (i0, i1):
+            assert_seamless(take, frame, reference, sides=True, source=dance)
+        # inside the start's ease and the end's blend (0.5 s each): no blending artefact either
+        e, new, old = int(round(0.5 * dance.fps)), take.joints(), dance.joints()
+        assert_smooth_transition(take, (i0, i0 + e), reference, near=[new[i0 + e:i0 + 2 * e], old[i0 - 3:i0 + e]])
+        assert_smooth_transition(take, (i1 - e, i1), reference, near=[new[i1 - 2 * e:i1 - e], old[i1 - e:i1 + 3]])
+
+
+def test_extend_has_no_seam_for_any_seed(song_clip):
+    """Eight seeds continuing the salsa (5 s, 60 fps): every seam within real dance's 99th percentile, no
+    allowance. Eight more on the AIST++ slices (30 fps, which move faster than that at their ends): no rougher
+    than the slice's own last 0.2 s, or its last step (5 % slack). And no blending artefact inside the ease."""
+    from e3d2_core import editing
+
+    reference = real_percentiles()
+    generator = editing.load_generator()
+    dance = cmu_dance().trim(0, 300)
+    for seed in range(7, 7 + len(SEEDS)):
+        longer = editing.extend(dance, song_clip, seconds=3.0, seed=seed, generator=generator)
+        assert np.array_equal(longer.poses[:300], dance.poses) and np.array_equal(longer.trans[:300], dance.trans)
+        assert_seamless(longer, 300, reference)
+        assert_smooth_transition(longer, (300, 330), reference, near=[longer.joints()[330:360], dance.joints()[-12:]])
+    for seed in SEEDS:
+        dance = aist_dance(seed % 5)
+        longer = editing.extend(dance, song_clip, seconds=2.0, seed=seed, generator=generator)
+        n = dance.num_frames
+        assert longer.num_frames == n + 60 and np.array_equal(longer.poses[:n], dance.poses)
+        assert_seamless(longer, n, reference, sides=True, source=dance, source_frame=n - 1)
+        assert_smooth_transition(longer, (n, n + 15), reference, near=[longer.joints()[n + 15:n + 30],
+                                                                       dance.joints()[-6:]])
 
 
 def test_seams_of_a_generated_dance_are_no_rougher_than_the_dance_around_them(song_clip, generated):
