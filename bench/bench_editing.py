@@ -1,12 +1,15 @@
 """Benchmark editing with the bundled model: seams, R_θ of regenerated ranges, constraints, speed (JSON).
 
-    python bench/bench_editing.py [--threads 1] [--cases 8] [--seeds 4]
+    python bench/bench_editing.py [--threads 1] [--cases 8] [--seeds 4] [--seed-count 8] [--only all|seams]
 
 On the first 10 s of the bundled song "Vibe Ace" and the bundled real dance (tests/data: the CMU salsa clip read
 at 60 fps, the capture's real rate -- its file says 120 -- and the five AIST++ slices at 30 fps, imported by IK):
 
 * ``reference``: real dance's 99th percentiles of joint speed (m/s) and acceleration (m/s²), each clip at its
   own rate (the CMU clip and the AIST++ joint positions as captured);
+* ``seams_per_seed``: seed by seed, extensions and regenerated ranges of the salsa and the AIST++ slices (as
+  the tests check them): the seams at T0 and at the blend's end next to the unedited dance there, and the
+  largest acceleration inside each 0.5 s transition over what the joined motions do nearby;
 * ``seams``: ``cases`` random ranges per real dance, 2 takes each: the 99th percentile and the share above the
   reference of every joint's speed and acceleration across the seams at the range's start and at the blend's
   end, next to the same numbers for the unedited dance at the same frames; a hard cut (blend 0) as control;
@@ -104,6 +107,61 @@ def seams(dances, clip, generator, reference, cases, rng):
     return out
 
 
+def _seam(motion, frame, source=None, source_frame=None):
+    joints = motion.joints()
+    seam = smoothness.seam(joints, motion.fps, frame)
+    out = {"speed": round(seam["speed"], 3), "acceleration": round(seam["acceleration"], 2),
+           "root_speed": round(seam["root_step"] * motion.fps, 3)}
+    if source is not None:
+        own = smoothness.seam(source.joints(), source.fps, frame if source_frame is None else source_frame)
+        out["unedited_speed"], out["unedited_acceleration"] = round(own["speed"], 3), round(own["acceleration"], 2)
+    return out
+
+
+def _transition(motion, lo, hi, near, reference):
+    """Largest joint acceleration inside frames [lo, hi), over the most the joined motions do nearby (or p99)."""
+    inside = smoothness.joint_accelerations(motion.joints()[max(lo - 1, 0):hi + 1], motion.fps).max()
+    bound = max([reference["acceleration"]] + [smoothness.joint_accelerations(j, motion.fps).max()
+                                               for j in near if len(j) > 2])
+    return round(float(inside / bound), 3)
+
+
+def seams_per_seed(clip, generator, reference, cmu, aist, seeds):
+    """Seed by seed, as the tests check them: extensions of the salsa's first 5 s by 3 s (seeds 7, 8, …) and of
+    AIST++ slice ``seed % 5`` by 2 s; a regenerated range drawn from ``default_rng(seed)`` in the salsa and in
+    slice ``seed % 5``. Seams at T0 and at the blend's end (with the unedited dance at the same frames, or for
+    an extension its last step), and the transition ratio: the largest acceleration inside the 0.5 s ease or
+    blend over the most the joined motions do nearby."""
+    out = {"extend_cmu": [], "extend_aist": [], "regenerate_cmu": [], "regenerate_aist": []}
+    dance = cmu.trim(0, 300)
+    for seed in range(7, 7 + seeds):
+        longer = editing.extend(dance, clip, seconds=3.0, seed=seed, generator=generator)
+        out["extend_cmu"].append({"seed": seed, **_seam(longer, 300, dance, 299), "transition": _transition(
+            longer, 300, 330, [longer.joints()[330:360], dance.joints()[-12:]], reference)})
+    for seed in range(seeds):
+        dance = aist[seed % 5]
+        n = dance.num_frames
+        longer = editing.extend(dance, clip, seconds=2.0, seed=seed, generator=generator)
+        out["extend_aist"].append({"seed": seed, "slice": seed % 5, **_seam(longer, n, dance, n - 1),
+                                   "transition": _transition(longer, n, n + 15, [longer.joints()[n + 15:n + 30],
+                                                                                 dance.joints()[-6:]], reference)})
+    for name, pick in (("regenerate_cmu", lambda k: cmu), ("regenerate_aist", lambda k: aist[k % 5])):
+        for seed in range(seeds):
+            dance = pick(seed)
+            rng = np.random.default_rng(seed)
+            start = float(rng.uniform(0.5, dance.duration - 2.5))
+            end = start + float(rng.uniform(1.0, 1.8))
+            take = editing.regenerate(dance, clip, start=start, end=end, seed=seed, generator=generator)
+            i0, i1 = take.meta["edit"]["frames"]
+            e, new, old = int(round(0.5 * dance.fps)), take.joints(), dance.joints()
+            out[name].append({"seed": seed, "range_s": [round(start, 3), round(end, 3)],
+                              "t0": {**_seam(take, i0, dance), "transition": _transition(
+                                  take, i0, i0 + e, [new[i0 + e:i0 + 2 * e], old[i0 - 3:i0 + e]], reference)},
+                              "blend_end": {**_seam(take, i1, dance), "transition": _transition(
+                                  take, i1 - e, i1, [new[i1 - 2 * e:i1 - e], old[i1 - e:i1 + 3]], reference)}})
+    return out
+
+
 def reward(clip, generator, seeds, cmu, aist):
     model, entry = scoring.load_reward(None)
     music, _ = scoring.music_at_step_rate(clip, model, entry["music_kind"])
@@ -116,14 +174,14 @@ def reward(clip, generator, seeds, cmu, aist):
 
     out = {"range_s": [start, end], "per_seed": []}
     for seed in range(seeds):
-        fresh = api.generate(clip, seed=11 + 10 * seed, takes=12)
+        fresh = api.generate(clip, seed=11 + 10 * seed, takes=12, beat_lock=0)   # edits continue the raw policy
         own = np.mean([per_minute(m, start, end) for m in fresh])
         regen = [t.meta["edit"]["reward_range_per_minute"] for m in fresh
                  for t in editing.regenerate(m, clip, start=start, end=end, seed=12 + seed, takes=3,
                                              generator=generator)]
         out["per_seed"].append({"fresh": round(float(own), 2), "regenerated": round(float(np.mean(regen)), 2),
                                 "ratio": round(float(np.mean(regen) / own), 4)})
-    fresh = api.generate(clip, seed=99, takes=24)
+    fresh = api.generate(clip, seed=99, takes=24, beat_lock=0)
     real = {}
     for name, dance, lo, hi in (("cmu_salsa", cmu, 2.0, 6.0), ("aist_slice0", aist[0], 1.0, 4.0)):
         regen = [t.meta["edit"]["reward_range_per_minute"]
@@ -181,6 +239,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", type=int, default=8, help="random ranges per real dance")
     parser.add_argument("--seeds", type=int, default=4, help="seeds of fresh dances for the R_θ comparison")
+    parser.add_argument("--seed-count", type=int, default=8, help="seeds of the seam-by-seam section")
+    parser.add_argument("--only", choices=("all", "seams"), default="all", help="seams: only the seam sections")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
@@ -188,15 +248,17 @@ def main(argv=None) -> int:
         generator = editing.load_generator()
         cmu, aist, tracks = real_dances()
         reference = smoothness.percentiles(tracks)
-        generated = api.generate(clip, seed=1)
+        generated = api.generate(clip, seed=1, beat_lock=0)
         rng = np.random.default_rng(1)
         result = {"device": "cpu", "threads": args.threads, "song": "first 10 s of Vibe Ace",
                   "reference_p99": {k: round(v, 3) for k, v in reference.items()},
                   "seams": seams({"cmu_salsa_60fps": [cmu], "aist_slices_30fps": aist}, clip, generator,
                                  reference, args.cases, rng),
-                  "reward": reward(clip, generator, args.seeds, cmu, aist),
-                  "constraints": constraints(clip, generator, cmu, generated),
-                  "speed": speed(clip, generator, generated)}
+                  "seams_per_seed": seams_per_seed(clip, generator, reference, cmu, aist, args.seed_count)}
+        if args.only == "all":
+            result.update({"reward": reward(clip, generator, args.seeds, cmu, aist),
+                           "constraints": constraints(clip, generator, cmu, generated),
+                           "speed": speed(clip, generator, generated)})
     print(json.dumps(result, indent=1))
     return 0
 

@@ -4,7 +4,7 @@ A *track* is a motion in the form blending needs: ``quats`` (B, T, 24, 4) unit q
 SMPL local rotations (joint 0: the pelvis's world orientation) and ``trans`` (B, T, 3) pelvis positions in
 metres, Y up, float64. Frames are consecutive at one frame rate; every function returns new arrays.
 
-The four operations, in the order :mod:`e3d2_core.editing` applies them:
+The operations, in the order :mod:`e3d2_core.editing` applies them:
 
 * :func:`align_start` + :func:`inertialize` — the start seam. The new motion is first moved rigidly (a turn
   about +Y and a shift on the floor) so its frame just before the seam has the kept motion's heading and floor
@@ -13,14 +13,22 @@ The four operations, in the order :mod:`e3d2_core.editing` applies them:
   x(s) = (x0 + (v0 + λ·x0)·s)·e^(−λ·s): position *and* velocity continue the kept motion at the seam, and the
   offset is gone (below 2 % of x0) after 1 s at the default rate λ = 6/s; a gentle rate, because the spring's
   own acceleration at the seam is λ·(2·v0 + λ·x0).
+* :func:`blend` with a guide — the start's ease. The new motion's own acceleration still passes through the
+  spring (the decoder's frames are rougher than real dance), so the first frames start as a *guide* and turn
+  into the new motion with a C3 weight (:func:`septic_step`): the kept dance's own continuation when it has
+  one (a regenerated range), else the kept dance carried on by its momentum (:func:`carry_on`: velocity and
+  acceleration continued, then damped). At the seam the result moves as the guide, so position, velocity
+  and acceleration all carry across it.
+* :func:`blend` with the kept motion — the end seam: the new motion hands back to the kept one over the blend
+  (C3 weight). Both uses blend the pose (joints, pelvis tilt and height) in position but the floor motion
+  (heading and floor path) in velocity, so a dance that spins or travels away from the other is slowed into
+  it instead of whirled back (a blend of positions catches up at up to twice either motion's rate, and flips
+  past a half turn).
 * :func:`meet_root` — the root path of the new part is bent, by a smoothly growing rigid motion (turn about
   +Y and floor shift, smootherstep in time, zero rate at both ends), so that at the end of the blend it arrives
   exactly where, and facing where, the kept motion is.
 * :func:`reach_pose` — an optional key pose: the difference to it at its frame is added with a smooth bump
   (1 at the frame, 0 and flat at the window's edges), so the pose is met exactly at its frame.
-* :func:`crossfade` — the end seam: slerp per joint and a linear blend of the root from the new motion to the
-  kept one with a smootherstep weight (0 → 1, zero slope at both ends), so position and velocity are
-  continuous where the kept motion takes over.
 """
 from __future__ import annotations
 

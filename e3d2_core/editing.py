@@ -17,11 +17,12 @@ How a range [start, end) is regenerated (the model works at its own 60 fps; the 
    instead of one first pose.
 3. **Decoding** context and new codes together (the decoder sees across the seam), then the seams
    (:mod:`e3d2_core.blending`): the start is aligned and inertialised onto the kept dance (pose, velocity, root
-   position and heading continuous) and, over the first ``START_EASE`` = 0.25 s, eased out of the kept dance's
-   own continuation (so the start is exactly as smooth as the dance itself); the root path is bent to arrive
-   where the kept dance is at the end of the blend, key poses are added, and the new part is crossfaded into
-   the kept dance over ``blend`` seconds after ``end``; then kept joints are held
-   (:mod:`e3d2_core.constraints`).
+   position and heading continuous) and, over the first ``START_EASE`` = 0.5 s, eased out of the kept dance's
+   own continuation (past the dance's end: the kept dance carried on by its momentum), so at the seam it
+   moves exactly as the dance itself, acceleration included; the new part hands back to the kept dance over
+   ``blend`` seconds after ``end`` (both with a C3 weight, the floor motion blended in velocity), the root path
+   is bent to arrive where the kept dance is at the end of the blend, key poses are added; then kept joints
+   are held (:mod:`e3d2_core.constraints`).
 4. **Splicing.** Frames outside [start, end + blend) are the input's own arrays, bit for bit; the frames inside
    are the new dance resampled to the input's frame rate. The result's ``meta["edit"]`` records what was done,
    R_θ's verdict on the takes and how well the constraints held.
