@@ -90,31 +90,19 @@ def run(args) -> int:
     keep = [name for name in args.keep.split(",") if name.strip()]
     poses = pose_targets(args.pose_at, args.pose_position)
 
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=1000, unit="‰", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-
-    def progress(fraction, message):
-        if bar is not None:
-            bar.set_description_str(message[:40].ljust(40))
-            bar.n = int(fraction * 1000)
-            bar.refresh()
-
     common = dict(seed=args.seed, takes=args.takes, keep=keep, temperature=args.temperature, top_k=args.top_k,
                   checkpoint=args.checkpoint, device=args.device, precision=args.precision, policy=args.policy,
-                  audio_offset=args.audio_offset, bpm=args.bpm, beat_offset=args.beat_offset, progress=progress)
-    try:
+                  audio_offset=args.audio_offset, bpm=args.bpm, beat_offset=args.beat_offset)
+    if extending and poses:
+        raise E3D2Error("--pose-at applies to a regenerated range (--from/--to), not to --extend")
+    from e3d2_core.commands.progress import progress_bar
+    with progress_bar(args.quiet) as progress:
         if extending:
-            if poses:
-                raise E3D2Error("--pose-at applies to a regenerated range (--from/--to), not to --extend")
-            result = api.extend(dance, args.audio, seconds=None if args.extend < 0 else args.extend, **common)
+            result = api.extend(dance, args.audio, seconds=None if args.extend < 0 else args.extend,
+                                progress=progress, **common)
         else:
             result = api.regenerate(dance, args.audio, start=args.start, end=args.end, blend=args.blend,
-                                    poses=poses, **common)
-    finally:
-        if bar is not None:
-            bar.close()
+                                    poses=poses, progress=progress, **common)
     motions = result if isinstance(result, list) else [result]
     targets = output_paths(output, len(motions))
     staged = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in targets]

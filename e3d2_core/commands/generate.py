@@ -90,32 +90,18 @@ def run(args) -> int:
             raise E3D2Error("--preview needs e3d2_core.preview, which is missing from this installation") from None
 
     _note_a_short_song(args.audio, args.seconds)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=1000, unit="‰", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-
-    def progress(fraction, message):
-        if bar is not None:
-            bar.set_description_str(message[:40].ljust(40))
-            bar.n = int(fraction * 1000)
-            bar.refresh()
-
     import warnings
 
     from e3d2_core.beat_lock import BeatLockWarning
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", BeatLockWarning)
-            result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
-                                  temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
-                                  checkpoint=args.checkpoint, device=args.device, progress=progress,
-                                  in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
-                                  precision=args.precision, policy=args.policy, pick=args.pick,
-                                  beat_lock=args.beat_lock)
-    finally:
-        if bar is not None:
-            bar.close()
+    from e3d2_core.commands.progress import progress_bar
+    with progress_bar(args.quiet) as progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BeatLockWarning)
+        result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
+                              temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
+                              checkpoint=args.checkpoint, device=args.device, progress=progress,
+                              in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
+                              precision=args.precision, policy=args.policy, pick=args.pick,
+                              beat_lock=args.beat_lock)
     import sys
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BeatLockWarning)):
         print(f"e3d2: warning: {message}", file=sys.stderr)
