@@ -36,7 +36,7 @@ BEAT_LOCK_DEFAULT = 1.0      # the product's beat lock (CLI, add-on, API); the p
 
 def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=None, seed_motion=None,
              checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
-             beat_offset=None, precision="auto", policy="auto", pick="all", beat_lock=None):
+             beat_offset=None, precision="auto", policy="auto", pick="all", beat_lock=None, beat_guide=None):
     """Dance to a song.
 
     Args:
@@ -61,6 +61,10 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
         beat_lock: 0-1, how far a smooth time warp moves the dance's kinematic beats onto the music's beats
             (:mod:`e3d2_core.beat_lock`); None: the product default ``BEAT_LOCK_DEFAULT``; 0: the raw model's
             dance (as the paper's tables measure it). What it did is in ``meta["beat_lock"]``.
+        beat_guide: ≥ 0, how strongly sampling favours codes that are slow on the music's beats and fast between
+            them (:mod:`e3d2_core.beat_guide`; logits per unit of log-speed contrast); None: the product default
+            ``GUIDE_DEFAULT`` when the checkpoint carries the guide's tables; 0: the policy's own draws. What it
+            did is in ``meta["beat_guide"]``.
         pick: "all" returns every take; "best" scores the takes with the bundle's reward model R_θ and returns
             only the highest-scoring one (its score in ``meta["reward_total"]``).
     Returns:
@@ -96,6 +100,9 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
     beat_lock = BEAT_LOCK_DEFAULT if beat_lock is None else beat_lock
     if not isinstance(beat_lock, (int, float)) or not (0.0 <= beat_lock <= 1.0):
         raise E3D2Error(f"beat_lock must be a number from 0 to 1, got {beat_lock!r}")
+    if beat_guide is not None and (not isinstance(beat_guide, (int, float)) or not math.isfinite(beat_guide)
+                                   or beat_guide < 0):
+        raise E3D2Error(f"beat_guide must be a number ≥ 0, got {beat_guide!r}")
     torch_device = gen.resolve_device(device)
     chosen_precision = gen.resolve_precision(precision, torch_device)
 
@@ -137,12 +144,17 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
             "audio_hash": features.audio_hash, "tempo": float(features.tempo), "precision": chosen_precision,
             "bpm_override": bpm, "beat_offset_override": beat_offset, "in_place": bool(in_place),
             "policy": {"policy": "bc", "policy_rl": "rl"}[policy_part]}
+    beats = None                     # the song's beats at the motion rate, read once for the guide and the lock
+    if beat_lock > 0 or beat_guide != 0:
+        beats = _song_beats(audio, vqvae.fps, bpm, beat_offset)
+    guide, meta["beat_guide"] = _beat_guide(bundle.get("beat_guide"), beat_guide, beats, vqvae.fps)
     motions = gen.generate_motions(vqvae, runner, music, takes=takes, seed=seed, temperature=float(temperature),
                                    top_k=top_k, seed_motion=seed_motion, in_place=in_place,
-                                   progress=lambda f, m: report(0.05 + 0.9 * f, m), cancel=cancel, meta=meta)
+                                   progress=lambda f, m: report(0.05 + 0.9 * f, m), cancel=cancel, meta=meta,
+                                   guide=guide)
     if beat_lock > 0:
         report(0.96, "locking the dance to the beat")
-        motions = _lock_to_beats(motions, audio, float(beat_lock), bpm, beat_offset)
+        motions = _lock_to_beats(motions, beats, vqvae.fps, float(beat_lock))
     if pick == "best":
         report(0.97, "scoring the takes")
         totals = [score(motion, audio, checkpoint=checkpoint_path).total for motion in motions]
@@ -153,16 +165,44 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=0.7, top_k=Non
     return motions[0] if len(motions) == 1 else motions
 
 
-def _lock_to_beats(motions, audio, strength: float, bpm, beat_offset):
-    """Every take beat-locked to the song's beats at the motion rate (the beats BAS reads, or the override's
-    grid); a song without beats leaves the takes raw, with one warning."""
+def _song_beats(audio, fps: float, bpm, beat_offset) -> np.ndarray:
+    """(K,) the song's beats in frames at ``fps`` (the beats BAS reads, or the override's grid)."""
+    from e3d2_core import audio as audio_mod
+
+    return audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
+
+
+def _beat_guide(entry, strength, beats, fps: float):
+    """(``guide`` for :func:`generation.generate_motions` or None, what it did for the meta). ``strength`` None is
+    the product default when the checkpoint has tables; asked for explicitly without tables, or on a song without
+    beats, the draws stay the policy's own, with one warning."""
     import warnings
 
-    from e3d2_core import audio as audio_mod
+    from e3d2_core.beat_guide import GUIDE_DEFAULT, BeatGuide, BeatGuideWarning
+
+    if strength == 0:
+        return None, {"strength": 0.0}
+    if entry is None:
+        if strength is not None:
+            warnings.warn("beat guide skipped: this checkpoint has no beat-guide tables "
+                          "(training/add_beat_guide.py measures them)", BeatGuideWarning, stacklevel=3)
+        return None, {"strength": 0.0, "skipped": "no beat-guide tables in the checkpoint"}
+    strength = GUIDE_DEFAULT if strength is None else float(strength)
+    if beats is None or len(beats) < 2:
+        warnings.warn("beat guide skipped: the music has no beats (silent or beatless); the draws are the "
+                      "policy's own", BeatGuideWarning, stacklevel=3)
+        return None, {"strength": strength, "skipped": "the music has no beats"}
+    return ((lambda frames, choose: BeatGuide(entry, beats, frames, strength=strength, choose=choose, fps=fps)),
+            {"strength": strength})
+
+
+def _lock_to_beats(motions, beats, fps: float, strength: float):
+    """Every take beat-locked to ``beats`` (frames at ``fps``); a song without beats leaves the takes raw, with
+    one warning."""
+    import warnings
+
     from e3d2_core.beat_lock import BeatLockWarning, beat_lock
 
-    fps = motions[0].fps
-    beats = audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BeatLockWarning)
         locked = [beat_lock(m, beats / fps, strength=strength) for m in motions]

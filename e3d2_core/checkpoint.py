@@ -7,7 +7,8 @@ A bundle is a plain dict (``MODEL_CONTRACT.md``)::
      "music": {"kind": str, "fps": float, "mean": (D,) tensor, "std": (D,) tensor},
      "skeleton": Skeleton.to_dict(), "data_note": str,
      "vqvae": {"config": dict, "state_dict": {...}}, "policy": {"config": dict, "state_dict": {...}},
-     optional "reward", "policy_rl", "model_card"}
+     optional "reward", "policy_rl", "model_card",
+     "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...}}
 
 It holds only tensors and plain containers, and is read with ``torch.load(weights_only=True)``: loading a
 checkpoint can never run code. Every problem becomes a one-line :class:`E3D2Error` naming the file.
@@ -86,6 +87,13 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
         if not (isinstance(entry, dict) and isinstance(entry.get("config"), dict)
                 and isinstance(entry.get("state_dict"), dict)):
             raise E3D2Error(f"incompatible checkpoint: '{part}' needs a config dict and a state_dict", path=path)
+    guide = bundle.get("beat_guide")
+    if guide is not None:
+        tables = [guide.get(h) if isinstance(guide, dict) else None for h in ("up", "down")]
+        if not all(isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape == tables[0].shape
+                   and bool(torch.isfinite(t).all()) and bool((t >= 0).all()) for t in tables):
+            raise E3D2Error("incompatible checkpoint: 'beat_guide' needs two finite, non-negative (K, 8) speed "
+                            "tables 'up' and 'down'", path=path)
     if "policy" in require or "policy_rl" in require:
         music = bundle.get("music")
         if not (isinstance(music, dict) and {"kind", "fps", "mean", "std"} <= set(music)):

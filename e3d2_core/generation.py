@@ -220,11 +220,13 @@ def normalise_music(features: np.ndarray, mean, std) -> torch.Tensor:
 def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: torch.Tensor, *, takes: int = 1,
                      seed: int = 0, temperature: float = 0.0, top_k: int | None = None,
                      seed_motion: Motion | None = None, in_place: bool = False, progress=None, cancel=None,
-                     meta: dict | None = None) -> list[Motion]:
+                     meta: dict | None = None, guide=None) -> list[Motion]:
     """Normalised code-rate music (N, D) -> ``takes`` Motions of 8N frames at the VQ-VAE's fps.
 
     ``policy`` is used as given (prepare it with :func:`policy_for_inference`); ``vqvae`` runs in float32 on its
-    own device. Progress: 0-0.85 while dancing, 0.85-1 while decoding.
+    own device. ``guide``: ``guide(num_frames, choose) -> pick`` builds a sampler that tilts each draw (the beat
+    guide, :class:`e3d2_core.beat_guide.BeatGuide`); ``choose(logits)`` is this call's seeded sampler and
+    ``num_frames`` the frames danced, end padding included. Progress: 0-0.85 while dancing, 0.85-1 while decoding.
     """
     if takes < 1:
         raise E3D2Error(f"takes must be at least 1, got {takes}")
@@ -249,8 +251,11 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
         if progress is not None:
             progress(0.85 * fraction, message)
 
+    pick = None
+    if guide is not None:
+        pick = guide(music.shape[0] * vqvae.downsample, lambda logits: choose(logits, temperature, top_k, generator))
     up, down = generate_codes(policy, music, up0, down0, temperature=temperature, top_k=top_k,
-                              generator=generator, progress=dance_progress, cancel=cancel)
+                              generator=generator, progress=dance_progress, cancel=cancel, pick=pick)
     frames = (n + END_PAD_CODES) * vqvae.downsample
     poses = np.empty((takes, frames, NUM_JOINTS, 3), np.float32)
     trans = np.empty((takes, frames, 3), np.float32)
