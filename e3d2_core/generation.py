@@ -27,6 +27,7 @@ from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.models.policy import DancePolicy
 from e3d2_core.models.vqvae import ChoreographicMemory
 from e3d2_core.motion import Motion
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE  # noqa: F401  (the E3D2 stages read it here)
 from e3d2_core.skeleton import NUM_JOINTS
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -145,12 +146,6 @@ def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: in
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-# The sampling temperature the product generates with by default, and the one the E3D2 stages (demonstrations, RL,
-# report) treat as "the policy": greedy decoding of a small-data π_BC settles into near-still motion
-# (docs/e3d2.md has the numbers), 0.7 dances while staying close to the policy's modes.
-DEFAULT_TEMPERATURE = 0.7
-
-
 def choose(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None):
     """(B, K) logits -> (B,) codes: argmax when temperature is 0, else a (top-k limited) softmax sample."""
     if temperature <= 0:
