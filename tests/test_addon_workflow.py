@@ -187,6 +187,8 @@ def test_the_panel_defaults_are_the_cores():
 
 
 def test_the_panel_asks_for_the_dance_the_command_line_makes(song_clip, tiny_bundle_path, tmp_path, monkeypatch):
+    for module in ("librosa", "soxr"):      # the music features (the bpy 4.2 test environment has neither)
+        pytest.importorskip(module)
     from blender_addon import operators
     from blender_addon.properties import preferences
     from e3d2_core import cli
