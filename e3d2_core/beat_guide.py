@@ -19,7 +19,7 @@ a move stops (what BAS reads) -- fall on the music's beats, with the motion fast
   buys speed with spins makes the dancer spin (measured: 13 % of the time faster than 360°/s, real dance 2 %).
 
 ``strength`` is in logits per unit of normalised speed contrast: 0 gives the raw policy's choice exactly; the
-product default is ``GUIDE_DEFAULT``. Only the ranking among candidates changes; temperature and top-k still
+product default is ``api.BEAT_GUIDE_DEFAULT``. Only the ranking among candidates changes; temperature and top-k still
 apply, so the dance stays the policy's. Metrics of the raw model (the paper's tables) never use it.
 """
 from __future__ import annotations
@@ -30,7 +30,6 @@ import torch
 from e3d2_core.errors import E3D2Error
 from e3d2_core.skeleton import LOWER_JOINTS, NUM_JOINTS, UPPER_JOINTS
 
-GUIDE_DEFAULT = 4.0          # the product's strength (docs/music-following.md has the sweep)
 BEAT_SIGMA = 0.1             # seconds: the width of "on the beat"
 TURN_COST = 1.0              # logits per turn per second of a lower code, times the strength
 SPEED_FLOOR = 0.02           # m/s: log speed of a code is taken above this (a still code is not -inf)

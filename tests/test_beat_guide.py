@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from e3d2_core import api, checkpoint as ckpt
-from e3d2_core.beat_guide import (GUIDE_DEFAULT, BeatGuide, BeatGuideWarning, beat_weights, code_speed_profiles,
+from e3d2_core.beat_guide import (BeatGuide, BeatGuideWarning, beat_weights, code_speed_profiles,
                                   guide_entry)
 from e3d2_core.errors import E3D2Error
 from e3d2_core.metrics.music_follow import phase_gain
@@ -88,14 +88,14 @@ def test_bundled_model_dances_more_on_the_beat_with_the_guide(tmp_path):
     for strength in (0.0, None):
         takes = api.generate(song, seed=0, takes=3, beat_lock=0.0, beat_guide=strength)
         gains[strength] = np.mean([phase_gain(m.joints(), beats) for m in takes])
-        assert takes[0].meta["beat_guide"]["strength"] == (0.0 if strength == 0 else GUIDE_DEFAULT)
+        assert takes[0].meta["beat_guide"]["strength"] == (0.0 if strength == 0 else api.BEAT_GUIDE_DEFAULT)
     assert gains[None] > gains[0.0] + 0.05, gains
 
 
 def test_guide_strength_zero_is_the_policys_own_dance(tmp_path):
     song = tmp_path / "steady.wav"
     _steady(song, seconds=6.0)
-    bundle = ckpt.load_bundle(api.default_checkpoint())
+    bundle = ckpt.load_bundle(ckpt.default_checkpoint())
     bundle.pop("beat_guide")
     plain = tmp_path / "plain.pt"
     ckpt.save_bundle(plain, bundle)
@@ -121,7 +121,7 @@ def test_beatless_music_leaves_the_draws_alone_with_one_warning(tmp_path):
 
 
 def test_malformed_tables_are_refused(tmp_path):
-    bundle = ckpt.load_bundle(api.default_checkpoint())
+    bundle = ckpt.load_bundle(ckpt.default_checkpoint())
     bundle["beat_guide"] = {**guide_entry({"up": np.ones((4, 8)), "down": np.ones((4, 8)), "turn": np.ones(4),
                                            "speed_scale": 1.0}),
                             "down": torch.full((4, 8), -1.0)}
