@@ -256,14 +256,14 @@ def _model_takes(request: DanceRequest, progress, cancel) -> list:
 
     vqvae = gen.vqvae_for_inference(vqvae, chosen_precision, torch_device, copy_model=False)
     runner = gen.policy_for_inference(policy_model, chosen_precision, torch_device, copy_model=False)
-    for part in ("vqvae", "policy", "policy_rl"):   # the fp32 weights are not needed any more
+    for part in ("vqvae", "policy", "policy_rl", "policy_beat"):   # the fp32 weights are not needed any more
         bundle.pop(part, None)
     card = bundle.get("model_card") if isinstance(bundle.get("model_card"), dict) else {}
     meta = {"model": str(card.get("name", checkpoint_path.stem)), "checkpoint": str(checkpoint_path),
             "checkpoint_sha256": ckpt.file_sha256(checkpoint_path), "audio": str(audio),
             "audio_hash": features.audio_hash, "tempo": float(features.tempo), "precision": chosen_precision,
             "bpm_override": bpm, "beat_offset_override": beat_offset, "in_place": request.in_place,
-            "policy": {"policy": "bc", "policy_rl": "rl"}[policy_part]}
+            "policy": ckpt.POLICY_NAMES[policy_part]}
     beats = None                     # the song's beats at the motion rate, read once for the guide and the lock
     if request.beat_lock_strength > 0 or request.beat_guide != 0:
         beats = _song_beats(audio, vqvae.fps, bpm, beat_offset)

@@ -7,7 +7,7 @@ A bundle is a plain dict (``MODEL_CONTRACT.md``)::
      "music": {"kind": str, "fps": float, "mean": (D,) tensor, "std": (D,) tensor},
      "skeleton": Skeleton.to_dict(), "data_note": str,
      "vqvae": {"config": dict, "state_dict": {...}}, "policy": {"config": dict, "state_dict": {...}},
-     optional "reward", "policy_rl", "model_card",
+     optional "reward", "policy_rl", "policy_beat", "model_card",
      "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...}}
 
 It holds only tensors and plain containers, and is read with ``torch.load(weights_only=True)``: loading a
@@ -94,7 +94,7 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
     missing = [part for part in require if part not in bundle]
     if missing:
         raise E3D2Error(f"incompatible checkpoint: missing {', '.join(missing)}", path=path)
-    for part in [p for p in ("vqvae", "policy", "reward", "policy_rl") if p in bundle]:
+    for part in [p for p in ("vqvae", "policy", "reward", "policy_rl", "policy_beat") if p in bundle]:
         entry = bundle[part]
         if not (isinstance(entry, dict) and isinstance(entry.get("config"), dict)
                 and isinstance(entry.get("state_dict"), dict)):
@@ -114,7 +114,7 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
 
 
 def build_model(bundle: dict, part: str, path=None):
-    """Instantiate ``part`` ("vqvae", "policy" or "policy_rl") from its config and load its weights (strict)."""
+    """Instantiate ``part`` ("vqvae", "policy", "policy_rl" or "policy_beat") from its config and load its weights (strict)."""
     from e3d2_core.models.policy import DancePolicy
     from e3d2_core.models.vqvae import ChoreographicMemory
 
@@ -148,12 +148,19 @@ def build_generator_models(bundle: dict, path=None, policy_part: str = "policy")
     return vqvae, policy
 
 
+POLICY_PARTS = {"beat": "policy_beat", "rl": "policy_rl", "bc": "policy"}
+POLICY_NAMES = {part: name for name, part in POLICY_PARTS.items()}
+
+
 def policy_part(bundle: dict, policy: str, path=None) -> str:
-    """Which policy of the bundle to run for ``policy`` ("auto", "rl" or "bc"): π_RL ("policy_rl") when asked
-    for or available, else π_BC ("policy")."""
+    """Which policy of the bundle to run for ``policy`` ("auto", "beat", "rl" or "bc"): the one asked for, or for
+    "auto" the first the bundle has of π_beat ("policy_beat", π_RL distilled on its beat-guided takes), π_RL
+    ("policy_rl") and π_BC ("policy")."""
     check_policy(policy)
-    if policy == "rl" and "policy_rl" not in bundle:
-        raise E3D2Error("this checkpoint has no RL-fine-tuned policy (π_RL); use policy='bc'", path=path)
-    if policy == "bc" or "policy_rl" not in bundle:
-        return "policy"
-    return "policy_rl"
+    if policy == "auto":
+        return next(part for part in ("policy_beat", "policy_rl", "policy") if part in bundle)
+    part = POLICY_PARTS[policy]
+    if part not in bundle:
+        what = {"beat": "beat-distilled policy (π_beat)", "rl": "RL-fine-tuned policy (π_RL)"}[policy]
+        raise E3D2Error(f"this checkpoint has no {what}; use policy='bc'", path=path)
+    return part

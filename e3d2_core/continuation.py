@@ -71,7 +71,7 @@ def load_generator(checkpoint=None, *, policy: str = "auto", device: str = "auto
     card = bundle.get("model_card") if isinstance(bundle.get("model_card"), dict) else {}
     meta = {"model": str(card.get("name", path.stem)), "checkpoint": str(path),
             "checkpoint_sha256": ckpt.file_sha256(path), "precision": chosen,
-            "policy": {"policy": "bc", "policy_rl": "rl"}[part]}
+            "policy": ckpt.POLICY_NAMES[part]}
     skeleton = Skeleton.from_dict(bundle["skeleton"]) if isinstance(bundle.get("skeleton"), dict) else vqvae.skeleton
     return Generator(gen.vqvae_for_inference(vqvae, chosen, torch_device, copy_model=False),
                      gen.policy_for_inference(policy_model, chosen, torch_device, copy_model=False),

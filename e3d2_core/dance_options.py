@@ -13,7 +13,8 @@ from e3d2_core.errors import E3D2Error
 # report) treat as "the policy": greedy decoding of a small-data π_BC settles into near-still motion
 # (docs/e3d2.md has the numbers), 0.7 dances while staying close to the policy's modes.
 DEFAULT_TEMPERATURE = 0.7
-POLICIES = ("auto", "rl", "bc")     # π_RL when the bundle has it, else π_BC; or one of them by name
+# "auto": the beat-distilled π_RL when the bundle has it, else π_RL, else π_BC; or one of them by name
+POLICIES = ("auto", "beat", "rl", "bc")
 
 
 def _whole(value) -> bool:
@@ -37,4 +38,4 @@ def check_sampling(*, takes, seed, temperature, top_k) -> None:
 def check_policy(policy) -> None:
     """Raise :class:`E3D2Error` unless ``policy`` is one of ``POLICIES``."""
     if policy not in POLICIES:
-        raise E3D2Error(f"policy must be 'auto', 'rl' or 'bc', got {policy!r}")
+        raise E3D2Error(f"policy must be 'auto', 'beat', 'rl' or 'bc', got {policy!r}")

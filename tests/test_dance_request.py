@@ -92,7 +92,7 @@ def test_checkpoints_and_scores_do_not_import_the_api():
     ({"in_place": 1}, "in_place must be True or False"),
     ({"facing": float("inf")}, "facing must be a number of degrees"),
     ({"fps": 0}, "fps must be a positive number of frames per second"),
-    ({"policy": "best"}, "policy must be 'auto', 'rl' or 'bc'"),
+    ({"policy": "best"}, "policy must be 'auto', 'beat', 'rl' or 'bc'"),
     ({"pick": "worst"}, "pick must be 'all' or 'best'"),
     ({"seed_motion": 3}, "seed_motion must be a Motion or a .npz path"),
     ({"checkpoint": 3}, "checkpoint must be the path of a model bundle"),

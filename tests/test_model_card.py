@@ -113,6 +113,22 @@ def test_music_follow_section_is_rewritten_alone(tmp_path):
     text = card.read_text()
     assert "old table" not in text and text.startswith("# Card\n\nintro\n") and text.endswith("kept\n")
     assert "| π_RL + beat guide | 0.50 [0.40, 0.60] |" in text
-    assert "| product default (π_RL + beat guide + beat lock) |" in text
+    assert "| product default (π_beat + beat guide + beat lock) |" in text
     assert model_card.main(["--music-follow", str(tmp_path / "missing.json"), "-o", str(card)]) == 2
     assert "kept" in card.read_text()
+
+
+def test_distill_stage_puts_a_beat_policy_in_the_bundle(run):
+    from e3d2_core import checkpoint as ckpt
+    from e3d2_core.errors import E3D2Error
+    _, run_dir = run
+    bundle = torch.load(run_dir / "model.pt", weights_only=True)
+    assert bundle["policy_beat"]["distilled"]["steps"] == 3 and bundle["policy_beat"]["distilled"]["takes"] >= 1
+    changed = [not torch.equal(bundle["policy_beat"]["state_dict"][k], bundle["policy_rl"]["state_dict"][k])
+               for k in bundle["policy_rl"]["state_dict"]]
+    assert any(changed)                                      # fine-tuned from π_RL, not a copy
+    assert ckpt.policy_part(bundle, "auto") == "policy_beat" and ckpt.policy_part(bundle, "rl") == "policy_rl"
+    del bundle["policy_beat"]
+    assert ckpt.policy_part(bundle, "auto") == "policy_rl"
+    with pytest.raises(E3D2Error, match="no beat-distilled policy"):
+        ckpt.policy_part(bundle, "beat")

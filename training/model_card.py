@@ -234,8 +234,9 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     return "\n".join(L)
 
 
-FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("rl_guided", "π_RL + beat guide"),
-               ("rl_locked", "π_RL + beat lock"), ("product", "product default (π_RL + beat guide + beat lock)"),
+FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("beat_raw", "π_beat, raw"),
+               ("rl_guided", "π_RL + beat guide"), ("rl_locked", "π_RL + beat lock"),
+               ("product", "product default (π_beat + beat guide + beat lock)"),
                ("real_dance", "real dance (held-out and val clips on their music)"))
 FOLLOW_TITLE = "## Following the music (`bench/bench_music_follow.py`)"
 

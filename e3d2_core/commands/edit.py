@@ -1,7 +1,7 @@
 """`e3d2 edit`: regenerate a range of a dance (or continue it past its end); writes Motion .npz file(s)."""
 from __future__ import annotations
 
-from e3d2_core.dance_options import DEFAULT_TEMPERATURE
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE, POLICIES
 
 HELP = "regenerate a range of a dance, or continue it (Motion .npz; several takes as OUT.take<k>.npz)"
 DESCRIPTION = """Regenerate the part of DANCE between --from and --to seconds on the same song, or continue it
@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", help="model bundle (default: the bundled assets/e3d2_default.pt)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"])
-    parser.add_argument("--policy", default="auto", choices=["auto", "rl", "bc"])
+    parser.add_argument("--policy", default="auto", choices=POLICIES)
     parser.add_argument("--bpm", type=float, help="override the tracked tempo (beats per minute)")
     parser.add_argument("--beat-offset", type=float, help="override the first beat's time (seconds)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

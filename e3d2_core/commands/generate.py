@@ -36,7 +36,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pick", default=DanceRequest.pick, choices=PICKS,
                         help="with --takes K: 'best' keeps only the take the reward model R_θ scores highest")
     parser.add_argument("--policy", default=DanceRequest.policy, choices=POLICIES,
-                        help="auto (default): the RL-fine-tuned policy when the checkpoint has one, else BC")
+                        help="auto (default): the beat-distilled policy when the checkpoint has one, else the "
+                             "RL-fine-tuned one, else BC")
     parser.add_argument("--beat-lock", type=float, default=DanceRequest.beat_lock, metavar="S",
                         help="0-1: how far a smooth time warp moves the dance's steps onto the music's beats "
                              f"(default {BEAT_LOCK_DEFAULT:g}; 0 = the raw model's timing, as the paper measures it)")

@@ -497,6 +497,17 @@ register_stage(Stage("guide", _run_guide, "guide.pt", needs=("bc",), bundle_keys
                      rerun_after_upstream=True))
 
 
+def _run_distill(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    from e3d2_core.training.distill import run_distill
+
+    return run_distill(config, run_dir, options)
+
+
+register_stage(Stage("distill", _run_distill, "distill.pt", needs=("guide",), bundle_keys=("policy_beat",),
+                     order=65, help="π_beat: π_RL fine-tuned on its own beat-guided takes (dances on the beat raw)",
+                     rerun_after_upstream=True))
+
+
 def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
     from e3d2_core.training.report import run_report
 
