@@ -63,3 +63,16 @@ def test_quaternion_multiply_composes_rotations():
     qa, qb = R.axis_angle_to_quaternion(a), R.axis_angle_to_quaternion(b)
     np.testing.assert_allclose(R.quaternion_to_matrix(R.quaternion_multiply(qa, qb)),
                                R.axis_angle_to_matrix(a) @ R.axis_angle_to_matrix(b), atol=1e-12)
+
+
+def test_rotation_helpers_match_scipy():
+    """The add-on's keyframes go through these (Blender's quaternion order, w >= 0 from matrices)."""
+    rot = Rotation.random(200, random_state=3)
+    q = R.axis_angle_to_quaternion(rot.as_rotvec())
+    np.testing.assert_allclose(R.quaternion_to_matrix(q), rot.as_matrix(), atol=1e-12)
+    back = R.matrix_to_quaternion(rot.as_matrix())
+    np.testing.assert_allclose(np.abs(np.sum(back * q, -1)), 1.0, atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_rotvec(R.quaternion_to_axis_angle(q)).as_matrix(), rot.as_matrix(),
+                               atol=1e-12)
+    flips = R.continuous_quaternions(np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [-0.9, 0.1, 0, 0]]))
+    assert (flips[:, 0] > 0).all()
