@@ -182,9 +182,10 @@ def quaternion_slerp(q0, q1, t) -> np.ndarray:
     return q / np.maximum(_norm(q), _EPS)
 
 
-def continuous_quaternions(quat) -> np.ndarray:
-    """Flip signs along time (axis 0) so consecutive quaternions lie in one hemisphere (no F-curve jumps)."""
-    quat = np.array(quat, dtype=np.float64, copy=True)
-    flips = np.cumsum(np.sum(quat[1:] * quat[:-1], axis=-1) < 0, axis=0) % 2
-    quat[1:][flips.astype(bool)] *= -1
-    return quat
+def continuous_quaternions(quat, axis: int = 0) -> np.ndarray:
+    """(..., 4) quaternions with signs flipped along the time ``axis`` so that neighbours lie in one hemisphere
+    (no jumps when they are blended or keyed as F-curves); a float64 copy."""
+    quat = np.moveaxis(np.array(quat, dtype=np.float64), axis, 0)
+    flips = (np.cumsum(np.sum(quat[1:] * quat[:-1], axis=-1) < 0, axis=0) % 2).astype(bool)
+    quat[1:][flips] *= -1
+    return np.moveaxis(quat, 0, axis)
