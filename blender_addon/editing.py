@@ -205,7 +205,7 @@ class _EditOperator(_JobOperator):
                        "device": "auto", **specific}
             self._folder = folder
             job = _backend(context).start(request)
-        except (UserError, backend.BackendError) as err:
+        except (UserError, backend.BackendError, E3D2Error) as err:
             self.report({"ERROR"}, f"{self.bl_label}: {err}")
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -339,7 +339,7 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         if character.is_character(context, obj):
             try:
                 actions = character.key_takes(context, obj, motions, self._song, self._seed, names, extra)
-            except character.E3D2Error as err:
+            except E3D2Error as err:
                 self.report({"ERROR"}, f"Generate Dance: {err}")
                 return {"CANCELLED"}
         else:

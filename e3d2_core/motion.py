@@ -225,8 +225,8 @@ def slerp_frames(poses: np.ndarray, lo: np.ndarray, hi: np.ndarray, frac: np.nda
 
 
 def resample_positions(joints: np.ndarray, fps: float, target: float) -> np.ndarray:
-    """(T, J, 3) positions resampled linearly from ``fps`` to ``target`` on :meth:`Motion.resample`'s time grid
-    (``joints`` itself when the rates match; the dtype is kept)."""
+    """(T, J, 3) positions resampled linearly from ``fps`` to ``target`` on :meth:`Motion.resample`'s time grid:
+    float64, or ``joints`` itself when the rates match."""
     if abs(fps - target) < 1e-9:
         return joints
     return lerp_frames(joints, *frame_weights(resample_times(len(joints), fps, target), fps, len(joints)))
