@@ -80,7 +80,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_gpu: torch sees no CUDA GPU here; run it on a GPU machine", file=sys.stderr)
         return 2
-    from e3d2_core.api import default_checkpoint
+    from e3d2_core.checkpoint import default_checkpoint
     from e3d2_core.commands.train import load_config
     from e3d2_core.training import stages
     from training import prepare_bundled

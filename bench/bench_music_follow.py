@@ -11,8 +11,9 @@ Every dance is measured against the songs' *true* beats (:mod:`e3d2_core.metrics
 (the motion's own period is the beat period, x1/2 or x2, within 6 %), BAS on the beats and on the off-beats (their
 difference is the phase gain), the octave-folded tempo correlation over songs, mean joint speed, time spinning
 faster than 360 deg/s, pelvis acceleration, the lowest foot point and foot sliding in contact.
-Rows: ``rl_raw`` (pi_RL, no beat lock), ``bc_raw`` (pi_BC, no beat lock), ``product`` (what ``e3d2 generate`` gives:
-the default policy with the default beat lock), and ``real_dance`` (the recipe's held-out real dance on its music,
+Rows: ``rl_raw`` (pi_RL: no beat guide, no beat lock), ``bc_raw`` (pi_BC, the same), ``rl_guided`` (pi_RL with the
+default beat guide, no lock), ``rl_locked`` (pi_RL with the default lock, no guide), ``product`` (what
+``e3d2 generate`` gives: the default policy with the default guide and lock), and ``real_dance`` (the recipe's held-out real dance on its music,
 ``--bundled``/test.npz and val.npz, cut to ``--seconds``). Means come with take-bootstrap 95 % intervals.
 """
 from __future__ import annotations
@@ -34,8 +35,11 @@ from e3d2_core.metrics.music_follow import follow_measures  # noqa: E402
 
 EVAL_MIDI = ("D_E1M5", "D_E1M7", "D_RUNNI2", "D_BUNNY", "D_DOOM2", "D_EVIL")
 FPS = 60.0
-ROWS = {"rl_raw": {"policy": "rl", "beat_lock": 0.0}, "bc_raw": {"policy": "bc", "beat_lock": 0.0},
-        "product": {"policy": "auto", "beat_lock": None}}
+ROWS = {"rl_raw": {"policy": "rl", "beat_lock": 0.0, "beat_guide": 0.0},
+        "bc_raw": {"policy": "bc", "beat_lock": 0.0, "beat_guide": 0.0},
+        "rl_guided": {"policy": "rl", "beat_lock": 0.0, "beat_guide": None},
+        "rl_locked": {"policy": "rl", "beat_lock": None, "beat_guide": 0.0},
+        "product": {"policy": "auto", "beat_lock": None, "beat_guide": None}}
 
 
 def steady_track(bpm: float, seconds: float, sr: int = 22050, seed: int = 0):
@@ -164,7 +168,7 @@ def main(argv=None) -> int:
     parser.add_argument("--takes", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", default="rl_raw,bc_raw,product,real_dance")
+    parser.add_argument("--rows", default="rl_raw,bc_raw,rl_guided,rl_locked,product,real_dance")
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
     import torch

@@ -39,10 +39,15 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=0.0, help="dance length; 0 = the whole song")
     parser.add_argument("--fps", type=float, default=30.0, help="scene frame rate")
     parser.add_argument("--preset", choices=("BLENDER", "UNITY", "UNREAL"), default="BLENDER")
-    parser.add_argument("--temperature", type=float, default=0.7,
-                        help="sampling temperature (default 0.7); 0 = greedy, which makes a small model stand still")
-    parser.add_argument("--beat-lock", type=float, default=1.0, metavar="S",
-                        help="0-1: move the dance's steps onto the music's beats (default 1; 0 = the model's timing)")
+    parser.add_argument("--temperature", type=float,
+                        help="sampling temperature (default: the panel's Temperature); 0 = greedy, which makes a "
+                             "small model stand still")
+    parser.add_argument("--beat-lock", type=float, metavar="S",
+                        help="0-1: move the dance's steps onto the music's beats (default: the panel's Beat Lock; "
+                             "0 = the model's timing)")
+    parser.add_argument("--beat-guide", type=float, metavar="G",
+                        help="≥ 0: pick moves that are slow on the beat, quick between beats (default: the panel's "
+                             "Beat Guide; 0 = the model's own choices)")
     parser.add_argument("--in-place", action="store_true")
     parser.add_argument("--backend-python", default="", help="run the model in this interpreter")
     parser.add_argument("--checkpoint", default="", help="model bundle (default: the bundled one)")
@@ -98,8 +103,9 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     scene.render.fps, scene.render.fps_base = _fps_pair(args.fps)
     settings = scene.e3d2
     settings.seed, settings.takes, settings.length, settings.in_place = args.seed, args.takes, args.seconds, args.in_place
-    settings.temperature = args.temperature
-    settings.beat_lock = args.beat_lock
+    for name in ("temperature", "beat_lock", "beat_guide"):      # unset: the panel's defaults, the core's
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     settings.reduce_keys = args.reduce_keys
     settings.key_error_degrees, settings.key_error_cm = args.max_error_deg, args.max_error_cm
     if args.motion:  # the saved dance's own seed names its action
@@ -185,8 +191,11 @@ def main(argv=None) -> int:
     # absolute paths: Blender resolves relative ones against the (unsaved) .blend, not the shell's folder
     audio, out = Path(args.audio).resolve(), Path(args.out).resolve()
     args.blend = str(Path(args.blend).resolve()) if args.blend else args.blend
-    if not 0.0 <= args.beat_lock <= 1.0:
+    if args.beat_lock is not None and not 0.0 <= args.beat_lock <= 1.0:
         print(f"e3d2 headless: error: --beat-lock must be from 0 to 1, got {args.beat_lock:g}", file=sys.stderr)
+        return 2
+    if args.beat_guide is not None and not args.beat_guide >= 0.0:
+        print(f"e3d2 headless: error: --beat-guide must be ≥ 0, got {args.beat_guide:g}", file=sys.stderr)
         return 2
     if args.target:
         if not Path(args.target).is_file():

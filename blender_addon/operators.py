@@ -18,6 +18,8 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
+from e3d2_core import serve  # torch-free at import: the generate request's JSON form
+from e3d2_core.api import DanceRequest
 from e3d2_core.errors import E3D2Error
 from e3d2_core.motion import Motion
 
@@ -203,18 +205,23 @@ def show_song(context, song: Song, first: int, last: int) -> None:
     context.scene.frame_start, context.scene.frame_end = first, last
 
 
+def dance_request(context, song: Song, takes: int | None = None) -> DanceRequest:
+    """The dance the panel asks for (checked here, before any job: a bad setting is an E3D2Error)."""
+    settings, prefs = context.scene.e3d2, preferences(context)
+    return DanceRequest(song.path, seconds=song.seconds, offset=song.timing.audio_offset, fps=song.timing.fps,
+                        seed=settings.seed, takes=settings.takes if takes is None else takes,
+                        temperature=settings.temperature, beat_lock=settings.beat_lock,
+                        beat_guide=settings.beat_guide, in_place=settings.in_place,
+                        facing=math.degrees(settings.facing), bpm=settings.bpm if settings.use_bpm else None,
+                        beat_offset=settings.beat_offset if settings.use_bpm else None,
+                        checkpoint=bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None)
+
+
 def generate_request(context, song: Song, motion: str | None = None) -> dict:
     """The backend's generate request; with ``motion`` (a saved Motion .npz) it keys that instead of generating."""
-    settings, prefs = context.scene.e3d2, preferences(context)
-    extra = {"motion": motion, "takes": 1} if motion else {}
-    return {"id": "generate", "op": "generate", "audio": song.path, "seconds": song.seconds,
-            "offset": song.timing.audio_offset, "fps": song.timing.fps, "seed": settings.seed,
-            "takes": settings.takes, "temperature": settings.temperature, "beat_lock": settings.beat_lock,
-            "in_place": settings.in_place,
-            "facing": math.degrees(settings.facing), "bpm": settings.bpm if settings.use_bpm else None,
-            "beat_offset": settings.beat_offset if settings.use_bpm else None,
-            "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None, "device": "auto",
-            "score": not motion, **extra}
+    dance = dance_request(context, song, takes=1 if motion else None)
+    extra = {"motion": motion} if motion else {}
+    return {"id": "generate", "op": "generate", **serve.request_json(dance), "score": not motion, **extra}
 
 
 # ---------------------------------------------------------------------------------------------- modal jobs

@@ -53,6 +53,7 @@ class E3D2_PT_dance(_DancePanel, bpy.types.Panel):
         row.prop(settings, "takes")
         box.prop(settings, "length")
         box.prop(settings, "temperature")
+        box.prop(settings, "beat_guide")
         box.prop(settings, "beat_lock", slider=True)
         box.prop(settings, "in_place")
         box.prop(settings, "facing")

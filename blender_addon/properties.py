@@ -6,6 +6,8 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from e3d2_core.api import BEAT_GUIDE_DEFAULT, BEAT_LOCK_DEFAULT, DanceRequest  # torch-free: the defaults of every generate request
+
 EXPORT_PRESETS = [
     ("BLENDER", "Blender", "Blender's axes (-Z forward, Y up), units as in the scene"),
     ("UNITY", "Unity", "-Z forward, Y up, scale applied as FBX units, space transform baked"),
@@ -16,17 +18,22 @@ EXPORT_PRESETS = [
 class E3D2SceneSettings(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Song file", subtype="FILE_PATH",
                                description="Used when the sequencer has no sound strip to follow")
-    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same song: the same dance")
-    takes: IntProperty(name="Takes", default=1, min=1, max=8, description="Dances to make at once (one action each)")
+    seed: IntProperty(name="Seed", default=DanceRequest.seed, min=0,
+                      description="Same seed, same song: the same dance")
+    takes: IntProperty(name="Takes", default=DanceRequest.takes, min=1, max=8,
+                       description="Dances to make at once (one action each)")
     length: FloatProperty(name="Length", default=0.0, min=0.0, unit="TIME_ABSOLUTE",
                           description="Seconds to dance; 0 = the whole strip (or song)")
-    temperature: FloatProperty(name="Temperature", default=0.7, min=0.0, max=2.0,
+    temperature: FloatProperty(name="Temperature", default=DanceRequest.temperature, min=0.0, max=2.0,
                                description="How freely the model picks moves: higher = more varied, "
                                            "0 = always the most likely move (tends to stand still)")
-    beat_lock: FloatProperty(name="Beat Lock", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+    beat_lock: FloatProperty(name="Beat Lock", default=BEAT_LOCK_DEFAULT, min=0.0, max=1.0, subtype="FACTOR",
                              description="How far the dance's steps are moved onto the music's beats by a smooth "
                                          "time warp: 1 = on the beat, 0 = the model's own timing")
-    in_place: BoolProperty(name="Dance in place", default=False, description="No travel on the floor")
+    beat_guide: FloatProperty(name="Beat Guide", default=BEAT_GUIDE_DEFAULT, min=0.0, max=10.0,
+                              description="How strongly the model picks moves that are slow on the beat and quick "
+                                          "between beats: 0 = the model's own choices")
+    in_place: BoolProperty(name="Dance in place", default=DanceRequest.in_place, description="No travel on the floor")
     facing: FloatProperty(name="Facing", default=0.0, subtype="ANGLE",
                           description="Turn the whole dance about the vertical axis")
     use_bpm: BoolProperty(name="Override tempo", default=False,

@@ -46,10 +46,12 @@ Long songs
 Cache
     Results are cached in ``paths.cache_dir()/features`` per (sha256 of the file's bytes, fps, kind, feature
     version); overrides are applied on top of the cached tracked-beat result. Writes are atomic; an unreadable
-    or inconsistent entry is recomputed.
+    or inconsistent entry (or one without the song's ``peak``, written before the features carried it) is
+    recomputed.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -76,6 +78,7 @@ _TEMPOGRAM_WIN = 384
 CHROMA_BINS_PER_OCTAVE = 36   # chroma_cqt's default; its tuning estimate uses the same resolution
 _CQT_FMIN = 32.70319566257483  # librosa's default fmin, C1
 _DECODE_BLOCK_SECONDS = 10.0
+SILENCE_PEAK = 1e-4           # -80 dBFS: a song whose loudest sample is below this is treated as silence
 
 
 @dataclass
@@ -87,6 +90,7 @@ class MusicFeatures:
     kind: str                # "bailando" (438-d, SPEC §2) or "compact" (37-d)
     duration: float          # seconds of audio
     audio_hash: str          # sha256 of the file's bytes (cache key, provenance)
+    peak: float              # largest |sample| of the mono signal the features were computed from (at 512 * fps)
 
     @property
     def num_frames(self) -> int:
@@ -450,7 +454,7 @@ def _apply_override(result: MusicFeatures, bpm, beat_offset) -> MusicFeatures:
         offset = float(beat_offset or 0.0) * result.fps
         positions = offset + np.arange(math.ceil(-offset / period - 1e-9), len(features) / period + 1) * period
         _write_phase(features, positions[(positions >= 0) & (positions < len(features))], len(features))
-    return MusicFeatures(features, beats, float(bpm), result.fps, result.kind, result.duration, result.audio_hash)
+    return dataclasses.replace(result, features=features, beat_frames=beats, tempo=float(bpm))
 
 
 def _beats_from_motion_rate(result: MusicFeatures, beats_high: np.ndarray, high_fps: float,
@@ -462,8 +466,7 @@ def _beats_from_motion_rate(result: MusicFeatures, beats_high: np.ndarray, high_
     frame nearest each beat; the phase is exact (fractional beat positions).
     """
     rebeat = _with_beat_times(result, np.asarray(beats_high, np.float64) / high_fps)
-    return MusicFeatures(rebeat.features, rebeat.beat_frames, tempo, result.fps, result.kind, result.duration,
-                         result.audio_hash)
+    return dataclasses.replace(rebeat, tempo=tempo)
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -485,15 +488,15 @@ def _read_cache(path: Path | None, audio_hash: str, fps: float, kind: str) -> Mu
             features = np.asarray(data["features"], dtype=np.float32)
             beats = np.asarray(data["beat_frames"], dtype=np.int64)
             tempo, duration = float(data["tempo"]), float(data["duration"])
-            stored_hash = str(data["audio_hash"])
+            stored_hash, peak = str(data["audio_hash"]), float(data["peak"])
     except Exception:
         return None
     total = num_frames(duration, fps) if duration > 0 else -1
     if (stored_hash != audio_hash or features.ndim != 2 or features.shape[1] != DIMS[kind]
-            or features.shape[0] != total or not np.isfinite(features).all()
+            or features.shape[0] != total or not np.isfinite(features).all() or not 0.0 <= peak < math.inf
             or (len(beats) and (beats.min() < 0 or beats.max() >= len(features)))):
         return None
-    return MusicFeatures(features, beats, tempo, float(fps), kind, duration, audio_hash)
+    return MusicFeatures(features, beats, tempo, float(fps), kind, duration, audio_hash, peak)
 
 
 def _write_cache(path: Path | None, result: MusicFeatures) -> None:
@@ -504,7 +507,7 @@ def _write_cache(path: Path | None, result: MusicFeatures) -> None:
         with atomic_open(path) as handle:
             np.savez(handle, features=result.features, beat_frames=result.beat_frames,
                      tempo=np.float64(result.tempo), duration=np.float64(result.duration),
-                     audio_hash=np.array(result.audio_hash))
+                     audio_hash=np.array(result.audio_hash), peak=np.float64(result.peak))
     except OSError:
         pass  # a read-only or full cache must not stop the user's job
 
@@ -548,7 +551,8 @@ def _tracked_features(path: Path, fps: float, kind: str, cache: bool, max_second
         sr = feature_sample_rate(fps)
         y, _ = load_audio(path, sr=sr, mono=True, max_seconds=max_seconds)
         features, beats, tempo = compute_features(y, sr, kind, duration=duration)
-        result = MusicFeatures(features, beats, tempo, fps, kind, duration, audio_hash)
+        peak = float(np.abs(y).max()) if y.size else 0.0
+        result = MusicFeatures(features, beats, tempo, fps, kind, duration, audio_hash, peak)
         if cache:
             _write_cache(cache_file, result)
     return result
@@ -570,7 +574,7 @@ def _with_beat_times(result: MusicFeatures, beat_times) -> MusicFeatures:
     if result.kind == "compact":
         _write_phase(features, positions, total)
     tempo = 60.0 / float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    return MusicFeatures(features, frames, tempo, result.fps, result.kind, result.duration, result.audio_hash)
+    return dataclasses.replace(result, features=features, beat_frames=frames, tempo=tempo)
 
 
 def music_beats(audio, *, fps=60.0) -> np.ndarray:
@@ -598,3 +602,9 @@ def tracked_beats(audio, *, fps=60.0, max_seconds=MAX_SECONDS) -> np.ndarray:
         if result is not None:
             return result.beat_frames.copy()
     return extract_features(path, fps=fps, kind="compact", max_seconds=max_seconds).beat_frames
+
+
+def refuse_silence(features: MusicFeatures, audio) -> None:
+    """Raise :class:`E3D2Error` when the song of ``features`` is silent (its peak below ``SILENCE_PEAK``)."""
+    if features.peak < SILENCE_PEAK:
+        raise E3D2Error("the song is silent: nothing to dance to", path=audio)

@@ -7,7 +7,8 @@ A bundle is a plain dict (``MODEL_CONTRACT.md``)::
      "music": {"kind": str, "fps": float, "mean": (D,) tensor, "std": (D,) tensor},
      "skeleton": Skeleton.to_dict(), "data_note": str,
      "vqvae": {"config": dict, "state_dict": {...}}, "policy": {"config": dict, "state_dict": {...}},
-     optional "reward", "policy_rl", "model_card"}
+     optional "reward", "policy_rl", "model_card",
+     "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...}}
 
 It holds only tensors and plain containers, and is read with ``torch.load(weights_only=True)``: loading a
 checkpoint can never run code. Every problem becomes a one-line :class:`E3D2Error` naming the file.
@@ -21,12 +22,24 @@ from pathlib import Path
 import torch
 
 from e3d2_core import __version__
+from e3d2_core.dance_options import check_policy
 from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_path, file_sha256  # noqa: F401  (re-exported: api, tests)
+from e3d2_core.paths import assets_dir
 
 FORMAT = "e3d2-bundle"
 VERSION = 1
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+DEFAULT_CHECKPOINT_NAME = "e3d2_default.pt"
+
+
+def default_checkpoint() -> Path:
+    """``assets/e3d2_default.pt`` (the bundled model), with a clear error when it is not installed."""
+    path = assets_dir() / DEFAULT_CHECKPOINT_NAME
+    if not path.is_file():
+        raise E3D2Error(f"no checkpoint given and the default model {path} is not installed "
+                        f"(pass a checkpoint, or train one: see docs/models.md)")
+    return path
 
 
 def _check_plain(value, where: str) -> None:
@@ -86,6 +99,13 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
         if not (isinstance(entry, dict) and isinstance(entry.get("config"), dict)
                 and isinstance(entry.get("state_dict"), dict)):
             raise E3D2Error(f"incompatible checkpoint: '{part}' needs a config dict and a state_dict", path=path)
+    guide = bundle.get("beat_guide")
+    if guide is not None:
+        tables = [guide.get(h) if isinstance(guide, dict) else None for h in ("up", "down")]
+        if not all(isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape == tables[0].shape
+                   and bool(torch.isfinite(t).all()) and bool((t >= 0).all()) for t in tables):
+            raise E3D2Error("incompatible checkpoint: 'beat_guide' needs two finite, non-negative (K, 8) speed "
+                            "tables 'up' and 'down'", path=path)
     if "policy" in require or "policy_rl" in require:
         music = bundle.get("music")
         if not (isinstance(music, dict) and {"kind", "fps", "mean", "std"} <= set(music)):
@@ -126,3 +146,14 @@ def build_generator_models(bundle: dict, path=None, policy_part: str = "policy")
         raise E3D2Error(f"incompatible checkpoint: music at {music['fps']} fps, but the codes run at "
                         f"{vqvae.fps / vqvae.downsample} per second", path=path)
     return vqvae, policy
+
+
+def policy_part(bundle: dict, policy: str, path=None) -> str:
+    """Which policy of the bundle to run for ``policy`` ("auto", "rl" or "bc"): π_RL ("policy_rl") when asked
+    for or available, else π_BC ("policy")."""
+    check_policy(policy)
+    if policy == "rl" and "policy_rl" not in bundle:
+        raise E3D2Error("this checkpoint has no RL-fine-tuned policy (π_RL); use policy='bc'", path=path)
+    if policy == "bc" or "policy_rl" not in bundle:
+        return "policy"
+    return "policy_rl"

@@ -51,18 +51,17 @@ def load_generator(checkpoint=None, *, policy: str = "auto", device: str = "auto
     """Models of a bundle (the bundled default when None) for editing, with R_θ when the bundle has one."""
     from pathlib import Path
 
-    from e3d2_core import api
     from e3d2_core import checkpoint as ckpt
     from e3d2_core import generation as gen
     from e3d2_core import scoring
+    from e3d2_core.dance_options import check_policy
 
-    if policy not in ("auto", "rl", "bc"):
-        raise E3D2Error(f"policy must be 'auto', 'rl' or 'bc', got {policy!r}")
+    check_policy(policy)
     torch_device = gen.resolve_device(device)
     chosen = gen.resolve_precision(precision, torch_device)
-    path = Path(checkpoint) if checkpoint is not None else api.default_checkpoint()
+    path = Path(checkpoint) if checkpoint is not None else ckpt.default_checkpoint()
     bundle = ckpt.load_bundle(path)
-    part = api._policy_part(bundle, policy, path)
+    part = ckpt.policy_part(bundle, policy, path)
     vqvae, policy_model = ckpt.build_generator_models(bundle, path, policy_part=part)
     reward, kind = None, ""
     if "reward" in bundle:
@@ -110,15 +109,12 @@ def song_length(audio, audio_offset: float = 0.0) -> Song:
 
 def read_song(audio, generator: Generator, song: Song, *, bpm=None, beat_offset=None) -> Song:
     """``song`` with the model's music features of ``audio`` (cached per song), refusing silence."""
-    from e3d2_core import api
     from e3d2_core import audio as audio_mod
 
     cfg = generator.music_cfg
     features = audio_mod.extract_features(audio, fps=float(cfg["fps"]), kind=str(cfg["kind"]), bpm=bpm,
                                           beat_offset=beat_offset)
-    samples, _ = audio_mod.load_audio(audio, sr=int(round(512 * float(cfg["fps"]))))
-    if samples.size == 0 or float(abs(samples).max()) < api.SILENCE_PEAK:
-        raise E3D2Error("the song is silent: nothing to dance to", path=audio)
+    audio_mod.refuse_silence(features, audio)
     return Song(np.asarray(features.features, np.float32), float(cfg["fps"]), float(features.duration),
                 song.offset, float(features.tempo), features.audio_hash)
 

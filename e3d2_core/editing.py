@@ -41,6 +41,7 @@ from e3d2_core import blending
 from e3d2_core.constraints import PoseTarget, hold_joints, kept_joints, snap_joints
 from e3d2_core.continuation import (Generator, Song, continuation_codes, load_generator, read_song,  # noqa: F401
                                     song_length, stored_codes)
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE, check_sampling
 from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.motion import Motion
 from e3d2_core.skeleton import NUM_JOINTS, Skeleton
@@ -155,14 +156,7 @@ def _frame_at(seconds: float, fps: float) -> int:
 
 # ---------------------------------------------------------------------------------------------- the edit
 def _check_sampling(takes, temperature, top_k, seed):
-    if isinstance(takes, bool) or not isinstance(takes, int) or takes < 1:
-        raise E3D2Error(f"takes must be a whole number ≥ 1, got {takes!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise E3D2Error(f"seed must be a whole number, got {seed!r}")
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise E3D2Error(f"temperature must be a number ≥ 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise E3D2Error(f"top_k must be a whole number ≥ 1, got {top_k!r}")
+    check_sampling(takes=takes, seed=seed, temperature=temperature, top_k=top_k)
     if takes > 1 and temperature <= 0:
         raise E3D2Error("several takes of one edit need a temperature above 0: greedy decoding "
                         "(temperature 0) continues the same dance identically")
@@ -191,8 +185,8 @@ def _targets(pose_targets, plan: EditPlan) -> list[PoseTarget]:
     return sorted(out, key=lambda t: t.time)
 
 
-def edit(motion, audio, plan_fn, *, seed=0, takes=1, keep=(), pose_targets=(), temperature=0.7, top_k=None,
-         checkpoint=None, device="auto", precision="auto", policy="auto", audio_offset=0.0, bpm=None,
+def edit(motion, audio, plan_fn, *, seed=0, takes=1, keep=(), pose_targets=(), temperature=DEFAULT_TEMPERATURE,
+         top_k=None, checkpoint=None, device="auto", precision="auto", policy="auto", audio_offset=0.0, bpm=None,
          beat_offset=None, progress=None, cancel=None, generator: Generator | None = None):
     """Shared body of :func:`regenerate` and :func:`extend`.
 

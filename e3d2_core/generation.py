@@ -16,13 +16,14 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
 from __future__ import annotations
 
 import copy
-import math
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE  # noqa: F401  (the E3D2 stages read it here)
+from e3d2_core.dance_options import check_sampling
 from e3d2_core.device import resolve_device  # noqa: F401 (api and the tests resolve devices through here)
 from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.models.policy import DancePolicy
@@ -131,12 +132,6 @@ def seed_codes(vqvae: ChoreographicMemory, seed_motion: Motion | None, takes: in
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-# The sampling temperature the product generates with by default, and the one the E3D2 stages (demonstrations, RL,
-# report) treat as "the policy": greedy decoding of a small-data π_BC settles into near-still motion
-# (docs/e3d2.md has the numbers), 0.7 dances while staying close to the policy's modes.
-DEFAULT_TEMPERATURE = 0.7
-
-
 def choose(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None):
     """(B, K) logits -> (B,) codes: argmax when temperature is 0, else a (top-k limited) softmax sample."""
     if temperature <= 0:
@@ -206,21 +201,18 @@ def normalise_music(features: np.ndarray, mean, std) -> torch.Tensor:
 def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: torch.Tensor, *, takes: int = 1,
                      seed: int = 0, temperature: float = 0.0, top_k: int | None = None,
                      seed_motion: Motion | None = None, in_place: bool = False, progress=None, cancel=None,
-                     meta: dict | None = None) -> list[Motion]:
+                     meta: dict | None = None, guide=None) -> list[Motion]:
     """Normalised code-rate music (N, D) -> ``takes`` Motions of 8N frames at the VQ-VAE's fps.
 
     ``policy`` is used as given (prepare it with :func:`policy_for_inference`); ``vqvae`` runs in float32 on its
-    own device. Progress: 0-0.85 while dancing, 0.85-1 while decoding.
+    own device. ``guide``: ``guide(num_frames, choose) -> pick`` builds a sampler that tilts each draw (the beat
+    guide, :class:`e3d2_core.beat_guide.BeatGuide`); ``choose(logits)`` is this call's seeded sampler and
+    ``num_frames`` the frames danced, end padding included. Progress: 0-0.85 while dancing, 0.85-1 while decoding.
     """
-    if takes < 1:
-        raise E3D2Error(f"takes must be at least 1, got {takes}")
+    check_sampling(takes=takes, seed=seed, temperature=temperature, top_k=top_k)
     if takes > 1 and temperature <= 0 and seed_motion is not None:
         raise E3D2Error("several takes from one seed motion need a temperature above 0: greedy decoding "
                         "(temperature 0) from the same start gives identical takes")
-    if temperature < 0 or not math.isfinite(temperature):
-        raise E3D2Error(f"temperature must be ≥ 0, got {temperature}")
-    if top_k is not None and not (1 <= int(top_k)):
-        raise E3D2Error(f"top_k must be at least 1, got {top_k}")
     n = music.shape[0]
     if n < 2:
         step = vqvae.downsample / vqvae.fps
@@ -235,8 +227,11 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
         if progress is not None:
             progress(0.85 * fraction, message)
 
+    pick = None
+    if guide is not None:
+        pick = guide(music.shape[0] * vqvae.downsample, lambda logits: choose(logits, temperature, top_k, generator))
     up, down = generate_codes(policy, music, up0, down0, temperature=temperature, top_k=top_k,
-                              generator=generator, progress=dance_progress, cancel=cancel)
+                              generator=generator, progress=dance_progress, cancel=cancel, pick=pick)
     frames = (n + END_PAD_CODES) * vqvae.downsample
     poses = np.empty((takes, frames, NUM_JOINTS, 3), np.float32)
     trans = np.empty((takes, frames, 3), np.float32)

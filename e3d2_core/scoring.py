@@ -117,9 +117,9 @@ def load_reward(checkpoint=None, *, policy_state: dict | None = None) -> tuple[R
     policy it is checked against.
     """
     if checkpoint is None:
-        from e3d2_core import api
+        from e3d2_core.checkpoint import default_checkpoint
 
-        checkpoint = api.default_checkpoint()
+        checkpoint = default_checkpoint()
     data = checkpoint if isinstance(checkpoint, dict) else _read(checkpoint)
     where = "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
     kind = data.get("format")

@@ -9,6 +9,7 @@ requests, one JSON object per line on stdin::
     {"id": "2", "op": "generate", "audio": PATH, "seconds": S, "offset": S, "fps": F, "seed": N, "takes": K,
      "temperature": T, "beat_lock": S|null, "in_place": B, "facing": DEG, "bpm": X|null, "beat_offset": S|null,
      "checkpoint": PATH|null, "device": "auto", "motion": PATH|absent}   # motion: key a saved Motion
+                                                    # also any other DanceRequest field (top_k, policy, ...)
     {"id": "3", "op": "score", "motion": PATH, "audio": PATH, "offset": S, "checkpoint": PATH|null}
     {"id": "4", "op": "body", "model": PATH, "betas": [..]|null}
     {"id": "5", "op": "regenerate" | "extend", ...}      # editing: see e3d2_core.serve_editing
@@ -40,23 +41,19 @@ import platform
 import sys
 import tempfile
 import threading
+from dataclasses import fields
 from pathlib import Path
 
 from e3d2_core import __version__
+from e3d2_core.api import DanceRequest, rotate_facing  # noqa: F401  (rotate_facing: re-exported, tests)
 from e3d2_core.errors import E3D2Error
 
 PROTOCOL = 1
+DANCE_FIELDS = tuple(field.name for field in fields(DanceRequest))     # a generate request's dance, by name
 
 
 class JobCancelled(Exception):
     """Raised inside a job when the client asked to cancel it."""
-
-
-def _temperature(value) -> float:
-    """The request's temperature; absent or null means the generation default."""
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
-
-    return DEFAULT_TEMPERATURE if value is None else float(value)
 
 
 def _is_cancel_error(err: BaseException) -> bool:
@@ -105,48 +102,54 @@ def _audio_path(request: dict) -> Path:
     return path
 
 
-def rotate_facing(motion, degrees: float):
-    """The motion turned by ``degrees`` about the vertical (Y) axis through the origin."""
-    if not degrees:
-        return motion
-    from scipy.spatial.transform import Rotation
+def dance_request(request: dict) -> DanceRequest:
+    """The :class:`~e3d2_core.api.DanceRequest` of a generate request: its fields by name, absent or null ones at
+    the request's defaults; ``seconds`` 0 is the whole song (as the panel's Length); ``fps`` (the scene's rate) and
+    an existing ``audio`` file are required."""
+    options = {name: request[name] for name in DANCE_FIELDS if request.get(name) is not None}
+    if options.get("seconds") == 0:
+        del options["seconds"]
+    options.update(audio=str(_audio_path(request)), fps=_require(request, "fps"))
+    return DanceRequest(**options)
 
-    turn = Rotation.from_euler("y", degrees, degrees=True)
-    poses = motion.poses.copy()
-    poses[:, 0] = (turn * Rotation.from_rotvec(motion.poses[:, 0].astype("float64"))).as_rotvec()
-    return motion.copy(poses=poses, trans=turn.apply(motion.trans.astype("float64")))
+
+def request_json(dance: DanceRequest) -> dict:
+    """The JSON fields of a generate request for ``dance`` (what :func:`dance_request` reads back)."""
+    if dance.seed_motion is not None and not isinstance(dance.seed_motion, (str, os.PathLike)):
+        raise E3D2Error("a seed motion travels to the backend as a Motion .npz path, not a Motion")
+    values = {name: getattr(dance, name) for name in DANCE_FIELDS}
+    return {name: str(value) if isinstance(value, os.PathLike) else value for name, value in values.items()}
 
 
-def default_generator():
-    """``e3d2_core.api.generate``, or the ``module:function`` named by ``$E3D2_SERVE_GENERATOR`` (same signature;
-    a way to serve another generator, and how the tests drive the process without a trained model)."""
+def served_generator():
+    """The ``module:function`` named by ``$E3D2_SERVE_GENERATOR`` (``e3d2_core.api.generate``'s signature: a way
+    to serve another generator, and how the tests drive the process without a trained model), or None: the
+    bundle's model."""
     import importlib
 
     spec = os.environ.get("E3D2_SERVE_GENERATOR")
-    if spec:
-        module, _, name = spec.partition(":")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as err:
-            raise E3D2Error(f"E3D2_SERVE_GENERATOR={spec!r} is not importable ({err})") from None
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
     try:
-        from e3d2_core.api import generate
-    except ImportError:
-        raise E3D2Error("this e3d2 has no generator yet (e3d2_core.api.generate is missing)") from None
-    return generate
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise E3D2Error(f"E3D2_SERVE_GENERATOR={spec!r} is not importable ({err})") from None
 
 
 def saved_motion(path: str):
-    """A generator with ``e3d2_core.api.generate``'s signature that returns the Motion saved at ``path``: a
-    dance made earlier (``e3d2 generate``) is cut, turned and resampled exactly as a fresh one would be."""
+    """A generator with ``e3d2_core.api.generate``'s signature that returns the Motion saved at ``path`` (made in
+    place if asked): a dance made earlier (``e3d2 generate``) is cut, turned and resampled exactly as a fresh one
+    would be."""
     from e3d2_core.motion import Motion
 
-    def generate(audio, *, takes=1, progress=None, **_):
+    def generate(audio, *, takes=1, in_place=False, progress=None, **_):
         if takes != 1:
             raise E3D2Error(f"a saved motion is one take; {takes} were asked for", path=path)
         if progress is not None:
             progress(0.5, "reading the saved motion")
-        return Motion.load(path)
+        motion = Motion.load(path)
+        return motion.in_place() if in_place else motion
 
     return generate
 
@@ -154,51 +157,31 @@ def saved_motion(path: str):
 def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> list[str]:
     """Run a generate request; returns paths of Motion ``.npz`` files (one per take) in a fresh temp folder.
 
-    The generator sees the song from its start for ``offset + seconds`` (so a trimmed strip hears the dance
-    that belongs to its part of the song); each take is then cut to ``[offset, offset + seconds)``, turned by
-    ``facing``, made in-place if asked, and resampled to ``fps`` (the Blender scene's rate).
-    ``generate_fn`` has ``e3d2_core.api.generate``'s signature (the default).
+    The takes are :func:`e3d2_core.api.dance`'s for the request's :class:`~e3d2_core.api.DanceRequest`: cut to
+    ``[offset, offset + seconds)``, turned by ``facing``, in place if asked, at ``fps`` (the Blender scene's rate).
+    ``generate_fn`` (``e3d2_core.api.generate``'s signature) makes them instead of the bundle's model.
     """
     if request.get("motion"):
         generate_fn = saved_motion(_require(request, "motion", str))
     elif generate_fn is None:
-        generate_fn = default_generator()
-    audio = _audio_path(request)
-    offset = float(request.get("offset") or 0.0)
-    seconds = request.get("seconds")
-    seconds = None if seconds in (None, 0) else float(seconds)
-    fps = float(_require(request, "fps"))
-    takes = int(request.get("takes") or 1)
-    if takes < 1 or (seconds is not None and seconds <= 0) or offset < 0 or not math.isfinite(fps) or fps <= 0:
-        raise E3D2Error(f"bad generate request: takes={takes}, seconds={seconds}, offset={offset}, fps={fps}")
+        generate_fn = served_generator()
+    dance = dance_request(request)
 
     def report(fraction, message=""):
         if cancelled():
             raise JobCancelled()
         progress(0.95 * float(fraction), str(message))
 
-    motions = generate_fn(
-        str(audio), seconds=None if seconds is None else offset + seconds, seed=int(request.get("seed") or 0),
-        takes=takes, temperature=_temperature(request.get("temperature")), checkpoint=request.get("checkpoint"),
-        device=request.get("device") or "auto", progress=report, cancel=cancelled,
-        in_place=bool(request.get("in_place")), bpm=request.get("bpm"), beat_offset=request.get("beat_offset"),
-        beat_lock=request.get("beat_lock"))
+    from e3d2_core.api import dance as make_takes
+
+    motions = make_takes(dance, progress=report, cancel=cancelled, generator=generate_fn)
     if cancelled():
         raise JobCancelled()
-    motions = motions if isinstance(motions, (list, tuple)) else [motions]
     out_dir = Path(request.get("out_dir") or tempfile.mkdtemp(prefix="e3d2_"))
     paths = []
     for take, motion in enumerate(motions):
-        if offset > 0:
-            motion = motion.trim_seconds(offset, None if seconds is None else offset + seconds)
-        elif seconds is not None:
-            motion = motion.trim_seconds(0.0, seconds)
-        motion = rotate_facing(motion, float(request.get("facing") or 0.0))
-        if request.get("in_place"):
-            motion = motion.in_place()
-        motion = motion.resample(fps)
-        motion.meta.update({"seed": int(request.get("seed") or 0), "take": take, "audio": str(audio),
-                            "audio_offset": offset})
+        motion.meta.update({"seed": dance.seed, "take": take, "audio": str(dance.audio),
+                            "audio_offset": dance.offset})
         paths.append(str(motion.save(out_dir / f"take{take}.npz")))
     progress(1.0, f"{len(paths)} take(s) ready")
     return paths

@@ -23,7 +23,14 @@ import math
 import tempfile
 from pathlib import Path
 
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE
 from e3d2_core.errors import E3D2Error
+
+
+def _temperature(request: dict) -> float:
+    """The request's temperature; absent or null means the default."""
+    value = request.get("temperature")
+    return DEFAULT_TEMPERATURE if value is None else float(value)
 
 
 def _edit_function(op: str):
@@ -38,7 +45,7 @@ def edit_motions(request: dict, progress, cancelled, edit_fn=None) -> dict:
     ``edit_fn`` has ``api.regenerate``'s (or ``api.extend``'s) signature (the default).
     """
     from e3d2_core.motion import Motion
-    from e3d2_core.serve import JobCancelled, _audio_path, _require, _temperature
+    from e3d2_core.serve import JobCancelled, _audio_path, _require
 
     op = request.get("op")
     edit_fn = edit_fn or _edit_function(op)
@@ -55,7 +62,7 @@ def edit_motions(request: dict, progress, cancelled, edit_fn=None) -> dict:
         progress(0.95 * float(fraction), str(message))
 
     common = dict(seed=int(request.get("seed") or 0), takes=takes, keep=list(request.get("keep") or []),
-                  temperature=_temperature(request.get("temperature")), checkpoint=request.get("checkpoint"),
+                  temperature=_temperature(request), checkpoint=request.get("checkpoint"),
                   device=request.get("device") or "auto", audio_offset=offset, progress=report, cancel=cancelled)
     if op == "regenerate":
         result = edit_fn(motion, str(audio), start=float(_require(request, "start")),

@@ -173,3 +173,43 @@ def test_headless_keys_a_saved_motion_into_a_movable_blend(tmp_path):
         bpy.ops.wm.read_factory_settings(use_empty=True)
     bad = run_headless("--audio", str(SONG), "--motion", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.fbx"))
     assert bad.returncode == 2 and bad.stderr.strip().endswith("none.npz: no such motion file")
+
+
+def test_the_panel_defaults_are_the_cores():
+    from e3d2_core.api import BEAT_LOCK_DEFAULT, DanceRequest
+
+    scene = fresh_scene()
+    properties = scene.e3d2.bl_rna.properties
+    assert properties["temperature"].default == pytest.approx(DanceRequest.temperature, abs=1e-6)
+    assert properties["beat_lock"].default == BEAT_LOCK_DEFAULT
+    assert (properties["seed"].default, properties["takes"].default) == (DanceRequest.seed, DanceRequest.takes)
+    assert properties["in_place"].default is DanceRequest.in_place
+
+
+def test_the_panel_asks_for_the_dance_the_command_line_makes(song_clip, tiny_bundle_path, tmp_path, monkeypatch):
+    for module in ("librosa", "soxr"):      # the music features (the bpy 4.2 test environment has neither)
+        pytest.importorskip(module)
+    from blender_addon import operators
+    from blender_addon.properties import preferences
+    from e3d2_core import cli
+
+    scene = fresh_scene(fps=60)
+    scene.e3d2.audio_path, scene.e3d2.length, scene.e3d2.seed, scene.e3d2.takes = str(song_clip), 2.0, 3, 2
+    scene.e3d2.temperature, scene.e3d2.beat_lock, scene.e3d2.in_place = 0.9, 0.5, True
+    prefs = preferences()
+    prefs.checkpoint = str(tiny_bundle_path)
+    try:
+        request = operators.generate_request(bpy.context, operators.find_song(bpy.context))
+    finally:
+        prefs.checkpoint = ""
+    served = serve.generate_motions({**request, "out_dir": str(tmp_path / "serve")}, lambda *a: None, lambda: False)
+    monkeypatch.setattr(cli, "COMMANDS", {"generate": "e3d2_core.commands.generate"})
+    out = tmp_path / "dance.npz"
+    assert cli.main(["generate", str(song_clip), "-o", str(out), "--checkpoint", str(tiny_bundle_path), "--seconds",
+                     "2", "--seed", "3", "--takes", "2", "--temperature", "0.9", "--beat-lock", "0.5", "--in-place",
+                     "--quiet"]) == 0
+    for take, path in enumerate(served):
+        panel, command_line = Motion.load(path), Motion.load(tmp_path / f"dance.take{take + 1}.npz")
+        assert panel.fps == command_line.fps == 60.0
+        np.testing.assert_array_equal(panel.poses, command_line.poses)
+        np.testing.assert_array_equal(panel.trans, command_line.trans)

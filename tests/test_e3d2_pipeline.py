@@ -111,7 +111,10 @@ def test_rl_logs_interaction_steps_and_bundle_has_everything(run):
     summary = json.loads((run_dir / "rl_hand" / "summary.json").read_text())
     assert summary["reward"] == "hand" and "held_out_learned" in summary["after"]
     bundle = torch.load(run_dir / "model.pt", weights_only=True)
-    assert {"reward", "policy_rl", "policy", "vqvae"} <= set(bundle)
+    assert {"reward", "policy_rl", "policy", "vqvae", "beat_guide"} <= set(bundle)
+    codes = bundle["vqvae"]["config"]["codebook_size"]
+    assert bundle["beat_guide"]["up"].shape == bundle["beat_guide"]["down"].shape == (codes, 8)
+    assert bundle["beat_guide"]["takes"] == 4          # 2 takes each of π_BC and π_RL
     model, _ = load_reward(run_dir / "model.pt")
     joints = np.zeros((64, 24, 3), np.float32)
     result = score_arrays(model, joints, np.zeros((4, DIM), np.float32))

@@ -96,3 +96,23 @@ def test_model_card_refuses_an_unfinished_run(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "report.json" in err
     assert not (tmp_path / "card.md").exists()
+
+
+def test_music_follow_section_is_rewritten_alone(tmp_path):
+    card = tmp_path / "CARD.md"
+    card.write_text("# Card\n\nintro\n\n## Following the music (`bench/bench_music_follow.py`)\n\nold table\n\n"
+                    "## The E3D2 report (`e3d2 report`)\n\nkept\n")
+    cell = {"mean": 0.5, "ci95": [0.4, 0.6], "n": 3}
+    row = {k: cell for k in ("tempo_match", "bas", "phase_gain", "speed", "spin_fraction", "pelvis_accel",
+                             "foot_slide")}
+    row.update(lowest_foot_min=0.01, tempo_correlation_folded={"r": 0.9, "ci95": [0.8, 0.95], "n": 3})
+    follow = tmp_path / "follow.json"
+    follow.write_text(json.dumps({"songs": ["steady_70"], "takes_per_song": 3, "seconds": 20.0,
+                                  "rows": {"product": row, "rl_guided": row}}))
+    assert model_card.main(["--music-follow", str(follow), "-o", str(card)]) == 0
+    text = card.read_text()
+    assert "old table" not in text and text.startswith("# Card\n\nintro\n") and text.endswith("kept\n")
+    assert "| π_RL + beat guide | 0.50 [0.40, 0.60] |" in text
+    assert "| product default (π_RL + beat guide + beat lock) |" in text
+    assert model_card.main(["--music-follow", str(tmp_path / "missing.json"), "-o", str(card)]) == 2
+    assert "kept" in card.read_text()

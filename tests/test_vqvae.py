@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from conftest import TINY_VQVAE, synthetic_dance
@@ -100,9 +101,10 @@ def test_encode_shapes_and_padding():
     assert int(up.max()) < TINY_VQVAE["codebook_size"]
 
 
-def test_chunked_decoding_equals_one_shot_decoding():
+@pytest.mark.parametrize("smoothing", [0.0, 1.0, 3.0])
+def test_chunked_decoding_equals_one_shot_decoding(smoothing):
     torch.manual_seed(0)
-    model = ChoreographicMemory({**TINY_VQVAE, "decode_chunk": 5}).eval()
+    model = ChoreographicMemory({**TINY_VQVAE, "decode_chunk": 5, "output_smoothing": smoothing}).eval()
     torch.nn.init.normal_(model.vq_up.codebook)
     torch.nn.init.normal_(model.vq_down.codebook)
     up, down = torch.randint(0, 16, (2, 37)), torch.randint(0, 16, (2, 37))
@@ -117,3 +119,18 @@ def test_chunked_decoding_equals_one_shot_decoding():
     assert decoder_reach(model.config) > 1
     pieces = [model.decode_features(up[:, s:s + 5], down[:, s:s + 5])[1] for s in range(0, 37, 5)]
     assert (torch.cat(pieces, 1) - upper).abs().max() > 1e-3
+
+
+def test_output_smoothing_removes_frame_to_frame_tremor_and_keeps_the_movement():
+    torch.manual_seed(0)
+    plain = ChoreographicMemory(TINY_VQVAE).eval()
+    torch.nn.init.normal_(plain.vq_up.codebook)
+    torch.nn.init.normal_(plain.vq_down.codebook)
+    smooth = ChoreographicMemory({**TINY_VQVAE, "output_smoothing": 1.0}).eval()
+    smooth.load_state_dict(plain.state_dict())
+    up, down = torch.randint(0, 16, (1, 30)), torch.randint(0, 16, (1, 30))
+    rough, soft = plain.decode_features(up, down)[1], smooth.decode_features(up, down)[1]
+    tremor = lambda x: x.diff(n=2, dim=1).abs().mean()                       # noqa: E731
+    assert tremor(soft) < 0.6 * tremor(rough)
+    slow = lambda x: torch.nn.functional.avg_pool1d(x.transpose(1, 2), 16).transpose(1, 2)  # noqa: E731
+    assert (slow(soft) - slow(rough)).abs().mean() < 0.1 * rough.abs().mean()   # the 4-Hz content stays

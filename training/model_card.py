@@ -1,6 +1,7 @@
 """Numbers and model card of a finished training run (the bundled default model: runs/default).
 
     python training/model_card.py runs/default [--data data/bundled] [-o assets/MODEL_CARD.md] [--json card.json]
+    python training/model_card.py --music-follow follow.json [-o assets/MODEL_CARD.md]   (that section only)
 
 The run must be complete: ``model.pt`` with vqvae, policy (π_BC), policy_rl (π_RL) and reward (R_θ), and
 ``report.json`` from the ``report`` stage. On the held-out song (the test split) and with the report's own protocol
@@ -233,13 +234,16 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
     return "\n".join(L)
 
 
-FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("product", "product default (π_RL + beat lock)"),
+FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("rl_guided", "π_RL + beat guide"),
+               ("rl_locked", "π_RL + beat lock"), ("product", "product default (π_RL + beat guide + beat lock)"),
                ("real_dance", "real dance (held-out and val clips on their music)"))
+FOLLOW_TITLE = "## Following the music (`bench/bench_music_follow.py`)"
 
 
-def music_follow_section(run_dir: Path) -> list[str]:
-    """The music-following table from ``run_dir/music_follow.json`` (written by bench/bench_music_follow.py)."""
-    path = run_dir / "music_follow.json"
+def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
+    """The music-following table from ``path`` (default ``run_dir/music_follow.json``, written by
+    bench/bench_music_follow.py)."""
+    path = Path(path) if path is not None else Path(run_dir) / "music_follow.json"
     if not path.is_file():
         return []
     result = json.loads(path.read_text())
@@ -250,7 +254,7 @@ def music_follow_section(run_dir: Path) -> list[str]:
             return "–"
         return f"{value['mean']:.{digits}f} [{value['ci95'][0]:.{digits}f}, {value['ci95'][1]:.{digits}f}]"
 
-    L = ["## Following the music (`bench/bench_music_follow.py`)", "",
+    L = [FOLLOW_TITLE, "",
          f"Songs nobody trained on: {', '.join(result['songs'])} ({result['takes_per_song']} takes each, "
          f"{result['seconds']:g} s; steady_* are synthetic drum tracks). Every figure is against the songs' true beats; "
          "[95 % interval] by take bootstrap. Tempo match: the dance's own period (autocorrelation of mean joint "
@@ -315,13 +319,42 @@ def build_card(run_dir, *, data=None, output=None, json_out=None) -> dict:
     return result
 
 
+def replace_follow_section(card: Path, follow_json: Path) -> None:
+    """Rewrite only the music-following section of an existing card (atomically), from a bench JSON: for a
+    bundle re-measured after its run folder is gone."""
+    from e3d2_core.fileio import atomic_open
+
+    text = Path(card).read_text()
+    if FOLLOW_TITLE not in text:
+        raise E3D2Error(f"no '{FOLLOW_TITLE}' section to replace", path=card)
+    head, rest = text.split(FOLLOW_TITLE, 1)
+    tail = rest[rest.index("\n## "):] if "\n## " in rest else "\n"
+    section = music_follow_section(Path("."), follow_json)
+    if not section:
+        raise E3D2Error("no such music-following JSON", path=follow_json)
+    with atomic_open(card, "w") as handle:
+        handle.write(head + "\n".join(section).rstrip("\n") + "\n" + tail)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a finished run folder (model.pt, report.json)")
+    parser.add_argument("run", type=Path, nargs="?", help="a finished run folder (model.pt, report.json)")
+    parser.add_argument("--music-follow", type=Path, metavar="JSON",
+                        help="only rewrite the card's music-following section from this bench JSON")
     parser.add_argument("--data", type=Path, help="shard folder (default: the run config's data.dir)")
     parser.add_argument("-o", "--output", type=Path, default=Path("assets/MODEL_CARD.md"), help="Markdown card")
     parser.add_argument("--json", type=Path, help="also write every number as JSON here")
     args = parser.parse_args(argv)
+    if args.music_follow is not None:
+        try:
+            replace_follow_section(args.output, args.music_follow)
+        except E3D2Error as err:
+            print(f"model_card: error: {err}", file=sys.stderr)
+            return 2
+        print(json.dumps({"card": str(args.output), "music_follow": str(args.music_follow)}))
+        return 0
+    if args.run is None:
+        parser.error("give a run folder, or --music-follow JSON")
     try:
         result = build_card(args.run, data=args.data, output=args.output, json_out=args.json)
     except E3D2Error as err:

@@ -1,6 +1,8 @@
 """`e3d2 edit`: regenerate a range of a dance (or continue it past its end); writes Motion .npz file(s)."""
 from __future__ import annotations
 
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE
+
 HELP = "regenerate a range of a dance, or continue it (Motion .npz; several takes as OUT.take<k>.npz)"
 DESCRIPTION = """Regenerate the part of DANCE between --from and --to seconds on the same song, or continue it
 past its end with --extend.
@@ -34,7 +36,8 @@ def add_arguments(parser) -> None:
                              "new dance is)")
     parser.add_argument("--audio-offset", type=float, default=0.0,
                         help="seconds into the song at the dance's first frame (default 0)")
-    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help=f"sampling temperature (default {DEFAULT_TEMPERATURE:g})")
     parser.add_argument("--top-k", type=int, help="sample among the k most likely codes")
     parser.add_argument("--checkpoint", help="model bundle (default: the bundled assets/e3d2_default.pt)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")

@@ -1,13 +1,16 @@
 """`e3d2 generate`: dance to a song with a trained bundle; writes Motion .npz file(s)."""
 from __future__ import annotations
 
-HELP = "generate a dance for a song (Motion .npz; several takes as OUT.take<k>.npz)"
-DESCRIPTION = """Generate a dance for AUDIO with the policy and choreographic memory of a checkpoint bundle.
+from e3d2_core.api import BEAT_GUIDE_DEFAULT, BEAT_LOCK_DEFAULT, PICKS, DanceRequest
+from e3d2_core.dance_options import DEFAULT_TEMPERATURE, POLICIES
 
-By default the policy samples at temperature 0.7, seeded by --seed, so the same seed gives the same dance;
---seed also picks the first pose (0: a neutral pose). --temperature 0 is the paper's greedy decoding, which with
-the bundled model settles into near-still motion; --top-k limits the samples. Several --takes (each from
-its own first pose) are generated in one batched pass and written as OUT.take1.npz, OUT.take2.npz, ...
+HELP = "generate a dance for a song (Motion .npz; several takes as OUT.take<k>.npz)"
+DESCRIPTION = f"""Generate a dance for AUDIO with the policy and choreographic memory of a checkpoint bundle.
+
+By default the policy samples at temperature {DEFAULT_TEMPERATURE:g}, seeded by --seed, so the same seed gives the
+same dance; --seed also picks the first pose (0: a neutral pose). --temperature 0 is the paper's greedy decoding,
+which with the bundled model settles into near-still motion; --top-k limits the samples. Several --takes (each
+from its own first pose) are generated in one batched pass and written as OUT.take1.npz, OUT.take2.npz, ...
 Nothing is written when anything fails (exit code 2)."""
 
 
@@ -16,26 +19,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output Motion .npz")
     parser.add_argument("--seconds", type=float,
                         help="dance only the first S seconds (more than the song has: the whole song, with a note)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--takes", type=int, default=1, help="number of dances, batched (default 1)")
-    parser.add_argument("--temperature", type=float, default=0.7,
-                        help="sampling temperature (default 0.7); 0 = greedy, the paper's decoding")
+    parser.add_argument("--seed", type=int, default=DanceRequest.seed, help="random seed (default %(default)s)")
+    parser.add_argument("--takes", type=int, default=DanceRequest.takes,
+                        help="number of dances, batched (default %(default)s)")
+    parser.add_argument("--temperature", type=float, default=DanceRequest.temperature,
+                        help="sampling temperature (default %(default)s); 0 = greedy, the paper's decoding")
     parser.add_argument("--top-k", type=int, help="sample among the k most likely codes")
     parser.add_argument("--checkpoint", help="model bundle (default: the bundled assets/e3d2_default.pt)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+    parser.add_argument("--device", default=DanceRequest.device, help="auto (default), cpu or cuda")
+    parser.add_argument("--precision", default=DanceRequest.precision, choices=["auto", "fp32", "bf16", "int8"],
                         help="policy arithmetic (default auto: bf16 where native, else fp32)")
     parser.add_argument("--seed-motion", help="Motion .npz whose start gives the first pose")
     parser.add_argument("--in-place", action="store_true", help="no root travel on the floor")
     parser.add_argument("--bpm", type=float, help="override the tracked tempo (beats per minute)")
     parser.add_argument("--beat-offset", type=float, help="override the first beat's time (seconds)")
-    parser.add_argument("--pick", default="all", choices=["all", "best"],
+    parser.add_argument("--pick", default=DanceRequest.pick, choices=PICKS,
                         help="with --takes K: 'best' keeps only the take the reward model R_θ scores highest")
-    parser.add_argument("--policy", default="auto", choices=["auto", "rl", "bc"],
+    parser.add_argument("--policy", default=DanceRequest.policy, choices=POLICIES,
                         help="auto (default): the RL-fine-tuned policy when the checkpoint has one, else BC")
-    parser.add_argument("--beat-lock", type=float, default=None, metavar="S",
+    parser.add_argument("--beat-lock", type=float, default=DanceRequest.beat_lock, metavar="S",
                         help="0-1: how far a smooth time warp moves the dance's steps onto the music's beats "
-                             "(default 1.0; 0 = the raw model's timing, as the paper measures it)")
+                             f"(default {BEAT_LOCK_DEFAULT:g}; 0 = the raw model's timing, as the paper measures it)")
+    parser.add_argument("--beat-guide", type=float, default=DanceRequest.beat_guide, metavar="G",
+                        help="≥ 0: how strongly sampling picks moves that are slow on the beat and quick between beats "
+                             f"(default {BEAT_GUIDE_DEFAULT:g}; 0 = the policy's own draws, as the paper measures it)")
     parser.add_argument("--foot-lock", action="store_true",
                         help="pin each foot while it stands on the floor (two-bone leg IK, never below the floor)")
     parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
@@ -50,6 +57,15 @@ def output_paths(output, takes: int):
     if takes == 1:
         return [output]
     return [output.with_name(f"{output.stem}.take{k}{output.suffix}") for k in range(1, takes + 1)]
+
+
+def dance_request(args) -> DanceRequest:
+    """The dance the command line asks for (checked: a bad option is an E3D2Error)."""
+    return DanceRequest(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
+                        temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
+                        checkpoint=args.checkpoint, device=args.device, in_place=args.in_place, bpm=args.bpm,
+                        beat_offset=args.beat_offset, precision=args.precision, policy=args.policy, pick=args.pick,
+                        beat_lock=args.beat_lock, beat_guide=args.beat_guide)
 
 
 def _note_a_short_song(audio, seconds) -> None:
@@ -89,23 +105,21 @@ def run(args) -> int:
         except ImportError:
             raise E3D2Error("--preview needs e3d2_core.preview, which is missing from this installation") from None
 
+    request = dance_request(args)
     _note_a_short_song(args.audio, args.seconds)
     import warnings
 
+    from e3d2_core.beat_guide import BeatGuideWarning
     from e3d2_core.beat_lock import BeatLockWarning
     from e3d2_core.commands.progress import progress_bar
+    notes = (BeatLockWarning, BeatGuideWarning)
     with progress_bar(args.quiet) as progress, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", BeatLockWarning)
-        result = api.generate(args.audio, seconds=args.seconds, seed=args.seed, takes=args.takes,
-                              temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
-                              checkpoint=args.checkpoint, device=args.device, progress=progress,
-                              in_place=args.in_place, bpm=args.bpm, beat_offset=args.beat_offset,
-                              precision=args.precision, policy=args.policy, pick=args.pick,
-                              beat_lock=args.beat_lock)
+        for kind in notes:
+            warnings.simplefilter("always", kind)
+        motions = api.dance(request, progress=progress)
     import sys
-    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BeatLockWarning)):
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, notes)):
         print(f"e3d2: warning: {message}", file=sys.stderr)
-    motions = result if isinstance(result, list) else [result]
     if args.foot_lock:
         from e3d2_core.retarget.footlock import lock_motion_feet
         motions = [lock_motion_feet(motion) for motion in motions]

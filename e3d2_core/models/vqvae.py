@@ -56,6 +56,7 @@ DEFAULT_CONFIG = {
     "fk_vel_weight": 1.0,
     "root_detach": False,
     "decode_chunk": 128,       # codes per decoding chunk
+    "output_smoothing": 0.0,   # frames: Gaussian sigma on decoded features (0 = none; see decode_features)
 }
 
 
@@ -131,7 +132,21 @@ def decoder_reach(cfg: dict) -> int:
     for _ in range(int(math.log2(cfg["downsample"]))):
         reach += (dilation_sum + 1) / rate   # the Resnet1D at this rate, then the transposed conv's one input step
         rate *= 2
-    return math.ceil(reach + 1.0 / rate) + 1
+    smoothing = math.ceil(4 * float(cfg.get("output_smoothing", 0.0)) / cfg["downsample"])
+    return math.ceil(reach + 1.0 / rate) + 1 + smoothing
+
+
+def smooth_in_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, T, C) -> the same, each channel convolved in time with a Gaussian of ``sigma`` frames (truncated at
+    4 sigma, edge frames repeated)."""
+    radius = max(1, int(math.ceil(4 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype).to(x.device)
+    b, t, c = x.shape
+    channels = x.transpose(1, 2).reshape(b * c, 1, t)
+    padded = F.pad(channels, (radius, radius), mode="replicate")
+    return F.conv1d(padded, kernel.view(1, 1, -1)).reshape(b, c, t).transpose(1, 2)
 
 
 # ---------------------------------------------------------------------------------------------- EMA codebook
@@ -321,10 +336,19 @@ class ChoreographicMemory(nn.Module):
 
     @torch.no_grad()
     def decode_features(self, up, down) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,N) codes -> lower (B,8N,58), upper (B,8N,90) features, decoded in one shot."""
+        """(B,N) codes -> lower (B,8N,58), upper (B,8N,90) features, decoded in one shot.
+
+        With ``output_smoothing`` σ > 0 the features are low-passed in time (a Gaussian of σ frames, edges
+        repeated): the transposed convolutions leave a frame-to-frame tremor (mean joint acceleration ~19 m/s²
+        unsmoothed against 6-14 for the real salsa) that a viewer sees as vibration and the feet as sliding;
+        σ = 1 frame removes it and keeps everything slower than ~10 Hz (docs/models.md has the numbers)."""
         zu, zd = self.vq_up.lookup(up), self.vq_down.lookup(down)
         lower = torch.cat([self.dec_down(zd), self.dec_root(zd)], 1).transpose(1, 2)
-        return lower, self.dec_up(zu).transpose(1, 2)
+        upper = self.dec_up(zu).transpose(1, 2)
+        sigma = float(self.config["output_smoothing"])
+        if sigma > 0:
+            lower, upper = smooth_in_time(lower, sigma), smooth_in_time(upper, sigma)
+        return lower, upper
 
     @torch.no_grad()
     def decode_chunks(self, up, down, *, init_trans=None, init_heading=None, chunk=None):

@@ -486,6 +486,17 @@ register_stage(Stage("rl_hand", run_rl_hand, "rl_hand.pt", needs=("reward",), or
                      help="Table 3 ablation: the same RL with the hand-designed reward"))
 
 
+def _run_guide(config: dict, run_dir: Path, options: StageOptions) -> Path:
+    from e3d2_core.training.guide import run_guide
+
+    return run_guide(config, run_dir, options)
+
+
+register_stage(Stage("guide", _run_guide, "guide.pt", needs=("bc",), bundle_keys=("beat_guide",), order=60,
+                     help="the beat guide's tables: each code's speed, frame by frame, on the policies' dances",
+                     rerun_after_upstream=True))
+
+
 def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
     from e3d2_core.training.report import run_report
 
