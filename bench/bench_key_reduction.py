@@ -36,10 +36,11 @@ def _keyframes():
 
 
 def measure(name: str, motion, kf, fps: float) -> list[dict]:
+    from e3d2_core import rotations
     from e3d2_core.skeleton import forward_kinematics
 
     motion = motion.resample(fps)
-    quats = kf.make_continuous(kf.axis_angle_to_quaternion(motion.poses))
+    quats = rotations.continuous_quaternions(rotations.axis_angle_to_quaternion(motion.poses))
     location = motion.trans.astype(np.float64)
     dense_joints = forward_kinematics(motion.poses.astype(np.float64), location)
     frames = np.arange(motion.num_frames, dtype=np.float64)
@@ -52,7 +53,7 @@ def measure(name: str, motion, kf, fps: float) -> list[dict]:
                            for b, keys in enumerate(reduced.bone_keys)], axis=1)
         approx /= np.linalg.norm(approx, axis=-1, keepdims=True)
         root = kf.interpolate_keys(frames, reduced.location_keys, location)
-        joints = forward_kinematics(kf.quaternion_to_axis_angle(approx), root)
+        joints = forward_kinematics(rotations.quaternion_to_axis_angle(approx), root)
         dense = motion.num_frames * (4 * quats.shape[1] + 3)
         rows.append({"dance": name, "frames": motion.num_frames, "fps": fps, "tolerance_deg": degrees,
                      "tolerance_cm": cm, "keys": reduced.count, "keys_dense": dense,

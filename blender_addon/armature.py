@@ -1,8 +1,8 @@
 """The SMPL armature: 24 bones named as smplx names the joints, in metres, Y-up inside, Z-up by its transform.
 
 The pure part (layout, capsule body) is numpy; ``create_armature`` and friends are the bpy shell. The skeleton
-comes from the bundled ``assets/smpl_skeleton.json`` (read here without torch: Blender's Python may lack it) or
-from a body that the backend computed from a licensed SMPL model file (``smplx``).
+is the core's bundled one (:mod:`e3d2_core.skeleton`, torch-free: Blender's Python may lack torch) or a body that
+the backend computed from a licensed SMPL model file (``smplx``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-NUM_JOINTS = 24
+from e3d2_core.skeleton import default_skeleton, offsets_from_joints, rest_positions
+
 # The child a bone points at when a joint has several (pelvis -> spine1, spine3 -> neck).
 MAIN_CHILD = {"pelvis": "spine1", "spine3": "neck"}
 # Capsule radii (m) of the body segment ending at each joint (segment parent -> joint).
@@ -28,33 +29,18 @@ HEAD_RADIUS = 0.1
 # ---------------------------------------------------------------------------------------------- data
 def load_skeleton_data() -> dict:
     """The bundled skeleton: {"names": [24], "parents": [24] (-1 root), "offsets": (24, 3) m, Y up}."""
-    from e3d2_core.paths import asset_path  # torch-free
-
-    data = json.loads(asset_path("smpl_skeleton.json").read_text())
-    return {"names": list(data["names"]), "parents": [int(p) for p in data["parents"]],
-            "offsets": np.asarray(data["offsets"], dtype=np.float64)}
+    bundled = default_skeleton()
+    return {"names": list(bundled.names), "parents": list(bundled.parents), "offsets": bundled.offsets.copy()}
 
 
 def reference_heads() -> np.ndarray:
     """(24, 3) the bundled SMPL rest pose (Y up): the reference for recognising an armature's orientation."""
-    data = load_skeleton_data()
-    return rest_heads(data["offsets"], data["parents"])
+    return default_skeleton().rest_joints()
 
 
 def skeleton_from_joints(joints: np.ndarray, names, parents) -> dict:
     """Skeleton data from (24, 3) rest joint positions (e.g. an SMPL body's), pelvis offset set to 0."""
-    joints = np.asarray(joints, dtype=np.float64)
-    offsets = joints - joints[[max(p, 0) for p in parents]]
-    offsets[0] = 0.0
-    return {"names": list(names), "parents": list(parents), "offsets": offsets}
-
-
-def rest_heads(offsets: np.ndarray, parents) -> np.ndarray:
-    """(24, 3) rest joint positions: offsets accumulated down the tree."""
-    heads = np.zeros((len(parents), 3))
-    for j, p in enumerate(parents):
-        heads[j] = offsets[j] + (heads[p] if p >= 0 else 0.0)
-    return heads
+    return {"names": list(names), "parents": list(parents), "offsets": offsets_from_joints(joints, parents)}
 
 
 def bone_tails(heads: np.ndarray, names, parents, min_length: float = 0.03) -> np.ndarray:
@@ -162,7 +148,7 @@ def create_armature(context, skeleton: dict | None = None, *, name: str = "SMPL"
 
     skeleton = skeleton or load_skeleton_data()
     names, parents = skeleton["names"], skeleton["parents"]
-    heads = rest_heads(skeleton["offsets"], parents)
+    heads = rest_positions(skeleton["offsets"], parents)
     tails = bone_tails(heads, names, parents)
 
     data = bpy.data.armatures.new(name)

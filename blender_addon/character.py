@@ -25,6 +25,7 @@ import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, \
     StringProperty
 
+from e3d2_core import rotations
 from e3d2_core.errors import E3D2Error
 from e3d2_core.retarget import bonemap, footlock, loop, names, rig as rigmod, transfer
 from e3d2_core.retarget import kinematics as kin
@@ -208,7 +209,7 @@ def write_character_action(obj, name: str, channels: transfer.Channels, frames, 
         previous.use_fake_user = True              # unassigning it must not lose the user's animation
     action, curves = compat.new_action_for(obj, name)
     frames = np.asarray(frames, dtype=np.float32)
-    rotations = kin.quaternion_to_matrix(channels.quats)
+    matrices = rotations.quaternion_to_matrix(channels.quats)
     for k, bone in enumerate(channels.bones):
         mode = obj.pose.bones[bone].rotation_mode
         if mode == "QUATERNION":
@@ -216,7 +217,7 @@ def write_character_action(obj, name: str, channels: transfer.Channels, frames, 
         elif mode == "AXIS_ANGLE":
             path, values = "rotation_axis_angle", _axis_angle_channels(channels.quats[:, k])
         else:
-            path, values = "rotation_euler", kin.continuous_euler(kin.matrix_to_euler(rotations[:, k], mode))
+            path, values = "rotation_euler", kin.continuous_euler(kin.matrix_to_euler(matrices[:, k], mode))
         for c in range(values.shape[1]):
             keyframes.write_curve(curves.new(f'pose.bones["{bone}"].{path}', index=c, group_name=bone), frames,
                                   values[:, c])
@@ -524,25 +525,11 @@ def _an_smpl_armature(context):
 
 
 def _motion_at_scene_rate(context, path) -> dict:
-    """A saved Motion resampled (numpy slerp) to the scene's frame rate."""
+    """A saved Motion resampled to the scene's frame rate (``load_motion_arrays``' dict)."""
     from .operators import load_motion_arrays
 
-    motion = load_motion_arrays(path)
     scene = context.scene
-    fps = scene.render.fps / scene.render.fps_base
-    if abs(fps - motion["fps"]) < 1e-9:
-        return motion
-    count = len(motion["poses"])
-    times = np.arange(int(np.floor((count - 1) / motion["fps"] * fps + 1e-6)) + 1) / fps
-    position = np.clip(times * motion["fps"], 0, count - 1)
-    lo = np.floor(position).astype(int)
-    hi = np.minimum(lo + 1, count - 1)
-    frac = position - lo
-    quats = kin.matrix_to_quaternion(kin.axis_angle_to_matrix(motion["poses"]))
-    blended = kin.quaternion_slerp(quats[lo], quats[hi], np.repeat(frac[:, None], 24, axis=1))
-    poses = kin.matrix_to_axis_angle(kin.quaternion_to_matrix(blended))
-    trans = motion["trans"][lo] * (1 - frac[:, None]) + motion["trans"][hi] * frac[:, None]
-    return dict(motion, poses=poses, trans=trans, fps=fps)
+    return load_motion_arrays(path, fps=scene.render.fps / scene.render.fps_base)
 
 
 class _TakeTool:

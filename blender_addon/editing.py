@@ -19,9 +19,11 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from e3d2_core.errors import E3D2Error
+
 from . import armature, backend, compat, keyframes, takes
 from .operators import (SCORE_PROPERTY, UserError, _backend, _JobOperator, _poll_animated_armature, action_frame_range,
-                        find_song, load_motion_arrays, smpl_armature)
+                        find_song, load_motion_arrays, save_motion_arrays, smpl_armature)
 from .properties import preferences
 
 BONE_ROTATION = 'pose.bones["{}"].rotation_quaternion'
@@ -60,10 +62,7 @@ def read_action_motion(obj, action, fps: float, folder: Path) -> tuple[Path, int
     rest_rotations, rest_heads = armature.rest_pose(obj, names)
     frame = keyframes.armature_frame(rest_heads, names, armature.reference_heads())
     poses, trans = keyframes.bone_channels_to_motion(quats, location, rest_rotations, rest_heads[0], frame)
-    path = folder / "dance.npz"
-    np.savez(path, poses=poses.astype(np.float32), trans=trans.astype(np.float32), fps=np.float64(fps),
-             meta=np.array(json.dumps({"action": action.name})))
-    return path, first, last
+    return save_motion_arrays(folder / "dance.npz", poses, trans, fps, {"action": action.name}), first, last
 
 
 def unique_action_name(base: str) -> str:
@@ -206,7 +205,7 @@ class _EditOperator(_JobOperator):
                        "device": "auto", **specific}
             self._folder = folder
             job = _backend(context).start(request)
-        except (UserError, backend.BackendError) as err:
+        except (UserError, backend.BackendError, E3D2Error) as err:
             self.report({"ERROR"}, f"{self.bl_label}: {err}")
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -226,7 +225,7 @@ class _EditOperator(_JobOperator):
         paths, edits = result.get("motions") or [], result.get("edits") or []
         try:
             motions = [load_motion_arrays(p) for p in paths]
-        except (OSError, ValueError, KeyError) as err:
+        except E3D2Error as err:
             self.report({"ERROR"}, f"{self.bl_label}: the backend's motion could not be read ({err})")
             return {"CANCELLED"}
         finally:

@@ -96,6 +96,7 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
 
     from blender_addon.operators import load_motion_arrays
     from blender_addon.properties import preferences
+    from e3d2_core.errors import E3D2Error
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -108,7 +109,10 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     settings.reduce_keys = args.reduce_keys
     settings.key_error_degrees, settings.key_error_cm = args.max_error_deg, args.max_error_cm
     if args.motion:  # the saved dance's own seed names its action
-        settings.seed = int(load_motion_arrays(args.motion)["meta"].get("seed", args.seed))
+        try:
+            settings.seed = int(load_motion_arrays(args.motion)["meta"].get("seed", args.seed))
+        except E3D2Error as err:  # a broken file: this song's one-line failure
+            raise RuntimeError(str(err)) from None
     prefs = preferences()
     if args.backend_python:
         prefs.backend_mode, prefs.python_path = "SUBPROCESS", args.backend_python

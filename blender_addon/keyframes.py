@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from e3d2_core import rotations
+from e3d2_core.retarget.kinematics import snap_to_axes
+
 MAX_ID_NAME_BYTES = 63  # Blender's MAX_ID_NAME - 2
 
 
@@ -97,65 +100,6 @@ def take_names(song: str, seed: int, takes: int, existing=()) -> list[str]:
     raise ValueError("no free action name")
 
 
-# ---------------------------------------------------------------------------------------------- rotations
-def axis_angle_to_quaternion(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle radians -> (..., 4) unit quaternion (w, x, y, z), float64."""
-    rotvec = np.asarray(rotvec, dtype=np.float64)
-    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    # sin(a/2)/a with its Taylor series near 0
-    scale = np.where(angle > 1e-8, np.sin(half) / np.maximum(angle, 1e-12), 0.5 - angle ** 2 / 48.0)
-    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
-
-
-def quaternion_to_axis_angle(quat: np.ndarray) -> np.ndarray:
-    """(..., 4) (w, x, y, z) -> (..., 3) axis-angle with angle in [0, pi]."""
-    quat = np.asarray(quat, dtype=np.float64)
-    quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-    quat = np.where(quat[..., :1] < 0, -quat, quat)
-    sin_half = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sin_half, quat[..., :1])
-    scale = np.where(sin_half > 1e-8, angle / np.maximum(sin_half, 1e-12), 2.0)
-    return quat[..., 1:] * scale
-
-
-def quaternion_to_matrix(quat: np.ndarray) -> np.ndarray:
-    """(..., 4) (w, x, y, z) -> (..., 3, 3)."""
-    q = np.asarray(quat, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], axis=-1).reshape(q.shape[:-1] + (3, 3))
-
-
-def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation -> (..., 4) (w, x, y, z) with w >= 0 (Shepperd's method, stable everywhere)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    candidates = np.stack([
-        np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - trace, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - trace, m[..., 1, 2] + m[..., 2, 1]], -1),
-        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - trace], -1),
-    ], axis=-2)  # (..., 4, 4): each row is 4 * q * (its largest component)
-    best = np.argmax(np.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1), axis=-1)
-    q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., :1] < 0, -q, q)
-
-
-def make_continuous(quat: np.ndarray) -> np.ndarray:
-    """Flip signs along time (axis 0) so consecutive quaternions lie in one hemisphere (no F-curve jumps)."""
-    quat = np.array(quat, dtype=np.float64, copy=True)
-    dots = np.sum(quat[1:] * quat[:-1], axis=-1)
-    flips = np.cumsum(dots < 0, axis=0) % 2
-    quat[1:][flips.astype(bool)] *= -1
-    return quat
-
-
 # ---------------------------------------------------------------------------------------------- channels
 def _body_axes(heads: np.ndarray, names) -> np.ndarray:
     """(3, 3) columns: the body's left, up and front directions from pelvis->neck and right_hip->left_hip."""
@@ -177,11 +121,7 @@ def armature_frame(rest_heads: np.ndarray, names, reference_heads: np.ndarray) -
     ``rest_heads`` is (24, 3) in armature space, in ``names`` order (SMPL order).
     """
     frame = _body_axes(np.asarray(rest_heads, float), names) @ _body_axes(np.asarray(reference_heads, float), names).T
-    snapped = np.round(frame)
-    if abs(np.linalg.det(snapped) - 1.0) < 1e-9 and np.allclose(snapped @ snapped.T, np.eye(3)) \
-            and np.abs(frame - snapped).max() < 0.35:
-        return snapped
-    return frame
+    return snap_to_axes(frame, tolerance=0.35)
 
 
 def motion_to_bone_channels(poses: np.ndarray, trans: np.ndarray, rest_rotations: np.ndarray,
@@ -203,10 +143,10 @@ def motion_to_bone_channels(poses: np.ndarray, trans: np.ndarray, rest_rotations
     """
     frame = np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64)
     rest = np.asarray(rest_rotations, dtype=np.float64)
-    local = quaternion_to_matrix(axis_angle_to_quaternion(poses))            # (T, 24, 3, 3)
+    local = rotations.quaternion_to_matrix(rotations.axis_angle_to_quaternion(poses))      # (T, 24, 3, 3)
     in_armature = frame @ local @ frame.T
     bone = np.swapaxes(rest, -1, -2)[None] @ in_armature @ rest[None]
-    quats = make_continuous(matrix_to_quaternion(bone))
+    quats = rotations.continuous_quaternions(rotations.matrix_to_quaternion(bone))
     location = (np.asarray(trans, np.float64) @ frame.T - np.asarray(rest_head_root, np.float64)) @ rest[0]
     return quats, location
 
@@ -216,9 +156,9 @@ def bone_channels_to_motion(quats: np.ndarray, location: np.ndarray, rest_rotati
     """Inverse of :func:`motion_to_bone_channels`: (T,24,4), (T,3) -> poses (T,24,3), trans (T,3)."""
     frame = np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64)
     rest = np.asarray(rest_rotations, dtype=np.float64)
-    bone = quaternion_to_matrix(quats)
+    bone = rotations.quaternion_to_matrix(quats)
     local = frame.T @ (rest[None] @ bone @ np.swapaxes(rest, -1, -2)[None]) @ frame
-    poses = quaternion_to_axis_angle(matrix_to_quaternion(local))
+    poses = rotations.quaternion_to_axis_angle(rotations.matrix_to_quaternion(local))
     trans = (np.asarray(location, np.float64) @ rest[0].T + np.asarray(rest_head_root, np.float64)) @ frame
     return poses, trans
 

@@ -20,6 +20,8 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from e3d2_core import serve  # torch-free at import: the generate request's JSON form
 from e3d2_core.api import DanceRequest
+from e3d2_core.errors import E3D2Error
+from e3d2_core.motion import Motion
 
 from . import armature, backend, character, compat, keyframes, progress
 from .properties import preferences
@@ -143,12 +145,19 @@ def _backend(context):
 
 
 # ---------------------------------------------------------------------------------------------- motion -> action
-def load_motion_arrays(path) -> dict:
-    """A Motion ``.npz`` read with numpy only (Blender's Python may not have torch)."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-        return {"poses": np.asarray(data["poses"], np.float64), "trans": np.asarray(data["trans"], np.float64),
-                "fps": float(data["fps"]), "meta": meta}
+def load_motion_arrays(path, fps: float | None = None) -> dict:
+    """A Motion ``.npz`` (read by the torch-free :class:`~e3d2_core.motion.Motion`), resampled to ``fps`` when
+    given, as the dict the keyers take: float64 "poses" (T, 24, 3) and "trans" (T, 3), "fps", "meta"."""
+    motion = Motion.load(path)
+    if fps is not None and abs(fps - motion.fps) >= 1e-9:
+        motion = motion.resample(fps)
+    return {"poses": motion.poses.astype(np.float64), "trans": motion.trans.astype(np.float64), "fps": motion.fps,
+            "meta": motion.meta}
+
+
+def save_motion_arrays(path, poses: np.ndarray, trans: np.ndarray, fps: float, meta: dict) -> Path:
+    """Write SMPL arrays read back from an action as a Motion ``.npz`` for the backend."""
+    return Motion(poses, trans, fps, meta).save(path)
 
 
 def apply_motion(obj, motion: dict, song: Song, seed: int, take: int, extra: dict | None = None, *,
@@ -311,7 +320,7 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
             if motion and not os.path.isfile(motion):
                 raise UserError(f"The motion file is missing: {motion}")
             job = _backend(context).start(generate_request(context, self._song, motion))
-        except (UserError, backend.BackendError, character.E3D2Error) as err:
+        except (UserError, backend.BackendError, E3D2Error) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         return self.start_job(context, job)
@@ -321,7 +330,7 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         obj = self._armature
         try:
             motions = [load_motion_arrays(p) for p in paths]
-        except (OSError, ValueError, KeyError) as err:
+        except E3D2Error as err:
             self.report({"ERROR"}, f"Generate Dance: the backend's motion could not be read ({err})")
             return {"CANCELLED"}
         finally:
@@ -337,7 +346,7 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
         if character.is_character(context, obj):
             try:
                 actions = character.key_takes(context, obj, motions, self._song, self._seed, names, extra)
-            except character.E3D2Error as err:
+            except E3D2Error as err:
                 self.report({"ERROR"}, f"Generate Dance: {err}")
                 return {"CANCELLED"}
         else:
@@ -442,8 +451,7 @@ class E3D2_OT_score_animation(bpy.types.Operator):
                                                                  keyframes.armature_frame(rest_heads, names, armature.reference_heads()))
             folder = Path(tempfile.mkdtemp(prefix="e3d2_"))
             motion_path = folder / "scored.npz"
-            np.savez(motion_path, poses=poses.astype(np.float32), trans=trans.astype(np.float32),
-                     fps=np.float64(song.timing.fps), meta=np.array(json.dumps({"action": action.name})))
+            save_motion_arrays(motion_path, poses, trans, song.timing.fps, {"action": action.name})
             offset = song.timing.audio_offset + (first - song.timing.first_frame) / song.timing.fps
             if offset < 0:
                 raise UserError("The animation starts before the music: move it or the strip")
@@ -451,7 +459,7 @@ class E3D2_OT_score_animation(bpy.types.Operator):
             request = {"id": "score", "op": "score", "motion": str(motion_path), "audio": song.path,
                        "offset": offset, "checkpoint": bpy.path.abspath(prefs.checkpoint) if prefs.checkpoint else None}
             score = _backend(context).start(request).wait(timeout=1800)["score"]
-        except (UserError, backend.BackendError, character.E3D2Error) as err:
+        except (UserError, backend.BackendError, E3D2Error) as err:
             self.report({"ERROR"}, f"Score Animation: {err}")
             return {"CANCELLED"}
         finally:

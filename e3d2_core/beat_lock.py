@@ -44,7 +44,7 @@ def beat_lock(motion: Motion, beat_times, *, strength: float = 1.0, start_time: 
         A new Motion of the same length and fps; ``meta["beat_lock"]`` = {strength, matched (pairs), rate_min,
         rate_max, shift_ms (median move of a matched kinematic beat)} or {strength, skipped: reason}.
     """
-    from e3d2_core.training.beat_align import align_events, kinematic_beats, sample_motion
+    from e3d2_core.training.beat_align import align_events, kinematic_beats
 
     if not (isinstance(strength, (int, float)) and np.isfinite(strength) and 0.0 <= strength <= 1.0):
         raise E3D2Error(f"beat lock strength must be between 0 and 1, got {strength!r}")
@@ -66,7 +66,7 @@ def beat_lock(motion: Motion, beat_times, *, strength: float = 1.0, start_time: 
     times = np.arange(motion.num_frames) / motion.fps
     source = np.clip((1.0 - strength) * times + strength * warp(times), 0.0, duration)
     source = np.maximum.accumulate(source)                     # PCHIP of increasing knots is monotone; be exact
-    poses, trans = sample_motion(motion, source)
+    poses, trans = motion.sample(source)
     moved = np.abs(alignment.music_times - alignment.motion_times)
     meta = {**motion.meta, "beat_lock": {
         "strength": float(strength), "matched": int(len(alignment)),

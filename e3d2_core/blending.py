@@ -57,11 +57,7 @@ def from_track(quats: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def make_continuous(quats: np.ndarray, axis: int = -3) -> np.ndarray:
     """Flip quaternion signs along the time ``axis`` (default: (…, T, J, 4)) so neighbours share a hemisphere."""
-    quats = np.moveaxis(np.array(quats, dtype=np.float64), axis, 0)
-    dots = np.sum(quats[1:] * quats[:-1], axis=-1)
-    flips = (np.cumsum(dots < 0, axis=0) % 2).astype(bool)
-    quats[1:][flips] *= -1
-    return np.moveaxis(quats, 0, axis)
+    return rotations.continuous_quaternions(quats, axis=axis)
 
 
 def quat_conjugate(q: np.ndarray) -> np.ndarray:

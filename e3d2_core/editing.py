@@ -342,7 +342,7 @@ def _splice(motion: Motion, model_motion: Motion, sec_poses, sec_trans, plan: Ed
                             np.concatenate([model_motion.trans[:plan.first], sec_trans[k], model_motion.trans[tail]]),
                             fps)
             times = np.arange(i0, i1) / motion.fps
-            new_poses, new_trans = _sample(joined, times)
+            new_poses, new_trans = joined.sample(times)
         poses = np.concatenate([motion.poses[:i0], new_poses.astype(np.float32), motion.poses[i1:]])
         trans = np.concatenate([motion.trans[:i0], new_trans.astype(np.float32), motion.trans[i1:]])
         meta = _clean_meta(motion.meta)
@@ -373,19 +373,6 @@ def merged_codes(codes, take: int, plan: EditPlan, step: int, frames: int):
             return None
         out.append([int(c) for c in merged])
     return out
-
-
-def _sample(motion: Motion, times: np.ndarray):
-    """Poses and trans of ``motion`` at ``times`` (seconds): slerp between its frames, clamped at its ends."""
-    at = np.clip(np.asarray(times) * motion.fps, 0, motion.num_frames - 1)
-    lo = np.floor(at).astype(int)
-    hi = np.minimum(lo + 1, motion.num_frames - 1)
-    w = at - lo
-    q = blending.rotations.axis_angle_to_quaternion(motion.poses.astype(np.float64))
-    q_hi = np.where(np.sum(q[lo] * q[hi], -1, keepdims=True) < 0, -q[hi], q[hi])
-    mixed = blending.rotations.quaternion_slerp(q[lo], q_hi, w[:, None] * np.ones(q[lo].shape[:-1]))
-    trans = motion.trans[lo] * (1 - w[:, None]) + motion.trans[hi] * w[:, None]
-    return blending.quat_log(mixed), trans
 
 
 def _clean_meta(meta: dict) -> dict:

@@ -24,6 +24,7 @@ from torch import nn
 
 from e3d2_core.dance_options import DEFAULT_TEMPERATURE  # noqa: F401  (the E3D2 stages read it here)
 from e3d2_core.dance_options import check_sampling
+from e3d2_core.device import resolve_device  # noqa: F401 (api and the tests resolve devices through here)
 from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.models.policy import DancePolicy
 from e3d2_core.models.vqvae import ChoreographicMemory
@@ -37,22 +38,7 @@ def _cancelled_error():
     return Cancelled("generation cancelled")
 
 
-# ---------------------------------------------------------------------------------------------- devices, precision
-def resolve_device(device: str) -> torch.device:
-    """"auto" | "cpu" | "cuda" (or "cuda:N") -> torch.device, with a clear error when it cannot be used."""
-    if not isinstance(device, str):
-        raise E3D2Error(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise E3D2Error(f"device '{device}' requested but CUDA is not available here (use --device cpu)")
-        return torch.device(device)
-    raise E3D2Error(f"unknown device '{device}' (use auto, cpu or cuda)")
-
-
+# ---------------------------------------------------------------------------------------------- precision
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 matrix products run natively (not emulated) on ``device``."""
     if device.type == "cuda":

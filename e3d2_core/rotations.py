@@ -1,140 +1,159 @@
-"""Rotation conversions on batched torch tensors.
+"""Rotation conversions in numpy, with torch twins for tensors (:mod:`e3d2_core.rotations_torch`).
 
-Conventions: axis-angle is a 3-vector whose norm is the angle in radians; quaternions are (w, x, y, z);
-matrices act on column vectors (``v' = R @ v``); the 6D representation is the first two *columns* of the
-matrix, flattened as (c0x, c0y, c0z, c1x, c1y, c1z) -- Zhou et al., CVPR 2019. Every function takes any
-number of leading batch dimensions. ``numpy`` arrays are accepted and returned as numpy through
-:func:`as_numpy_fn`.
+Conventions: axis-angle is a 3-vector whose norm is the angle in radians; quaternions are (w, x, y, z), Blender's
+order; matrices act on column vectors (``v' = R @ v``); the 6D representation is the first two *columns* of the
+matrix, flattened as (c0x, c0y, c0z, c1x, c1y, c1z) -- Zhou et al., CVPR 2019. Every function takes any number of
+leading batch dimensions.
+
+Numpy arrays (and anything array-like) are computed here in float64 and returned as numpy; torch tensors go to the
+torch twin of the same name, which uses the same formulas. This module imports neither torch nor scipy, so the
+Blender add-on and every other torch-free reader of Motions can use it.
 """
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 _EPS = 1e-8
 
 
-def as_numpy_fn(fn):
-    """Wrap a torch rotation function so it also accepts and returns float64 numpy arrays."""
+def _is_tensor(x) -> bool:
+    # torch cannot have made x unless it is already imported: no import here, so numpy callers never load torch
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _torch_twin(fn):
+    """Hand torch tensors to the function of the same name in :mod:`e3d2_core.rotations_torch`."""
 
     @functools.wraps(fn)
-    def wrapper(x, *args, **kwargs):
-        if isinstance(x, np.ndarray):
-            out = fn(torch.from_numpy(np.asarray(x, dtype=np.float64)), *args, **kwargs)
-            return out.numpy()
+    def dispatch(x, *args, **kwargs):
+        if _is_tensor(x):
+            from e3d2_core import rotations_torch
+
+            return getattr(rotations_torch, fn.__name__)(x, *args, **kwargs)
         return fn(x, *args, **kwargs)
 
-    return wrapper
+    return dispatch
 
 
-@as_numpy_fn
-def axis_angle_to_quaternion(aa: torch.Tensor) -> torch.Tensor:
+def _norm(x: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@_torch_twin
+def axis_angle_to_quaternion(aa) -> np.ndarray:
     """(..., 3) axis-angle -> (..., 4) unit quaternion (w, x, y, z)."""
-    angle = aa.norm(dim=-1, keepdim=True)
+    aa = np.asarray(aa, dtype=np.float64)
+    angle = _norm(aa)
     half = 0.5 * angle
-    # sin(x/2)/x, with its Taylor series near zero so gradients stay finite.
-    small = angle < 1e-4
-    scale = torch.where(small, 0.5 - angle * angle / 48.0, torch.sin(half) / angle.clamp_min(1e-12))
-    return torch.cat([torch.cos(half), aa * scale], dim=-1)
+    # sin(x/2)/x, with its Taylor series near zero (the torch twin's gradients stay finite there)
+    scale = np.where(angle < 1e-4, 0.5 - angle * angle / 48.0, np.sin(half) / np.maximum(angle, 1e-12))
+    return np.concatenate([np.cos(half), aa * scale], axis=-1)
 
 
-@as_numpy_fn
-def quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def quaternion_to_axis_angle(q) -> np.ndarray:
     """(..., 4) quaternion (w, x, y, z), not necessarily unit -> (..., 3) axis-angle with angle in [0, pi]."""
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-    q = torch.where(q[..., :1] < 0, -q, q)  # same rotation, angle <= pi
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.maximum(_norm(q), _EPS)
+    q = np.where(q[..., :1] < 0, -q, q)  # same rotation, angle <= pi
     xyz = q[..., 1:]
-    sin_half = xyz.norm(dim=-1, keepdim=True)
-    angle = 2.0 * torch.atan2(sin_half, q[..., :1])
-    small = sin_half < 1e-6
-    scale = torch.where(small, 2.0 / q[..., :1].clamp_min(_EPS), angle / sin_half.clamp_min(1e-12))
+    sin_half = _norm(xyz)
+    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
+    scale = np.where(sin_half < 1e-6, 2.0 / np.maximum(q[..., :1], _EPS), angle / np.maximum(sin_half, 1e-12))
     return xyz * scale
 
 
-@as_numpy_fn
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """(..., 4) quaternion (w, x, y, z) -> (..., 3, 3) rotation matrix."""
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-    w, x, y, z = q.unbind(-1)
+@_torch_twin
+def quaternion_to_matrix(q) -> np.ndarray:
+    """(..., 4) quaternion (w, x, y, z), any length > 0 -> (..., 3, 3) rotation matrix."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.maximum(_norm(q), _EPS)
+    w, x, y, z = np.moveaxis(q, -1, 0)
     rows = [
         1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
         2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
         2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
     ]
-    return torch.stack(rows, dim=-1).reshape(q.shape[:-1] + (3, 3))
+    return np.stack(rows, axis=-1).reshape(q.shape[:-1] + (3, 3))
 
 
-@as_numpy_fn
-def matrix_to_quaternion(m: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def matrix_to_quaternion(m) -> np.ndarray:
     """(..., 3, 3) rotation matrix -> (..., 4) unit quaternion (w, x, y, z) with w >= 0.
 
     Picks, per matrix, the best-conditioned of the four classic formulas (largest denominator).
     """
+    m = np.asarray(m, dtype=np.float64)
     m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
     m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-    candidates = torch.stack([
-        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
-        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
-        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
-    ], dim=-2)  # (..., 4, 4): row k is 4*q*q_k for the k-th largest component
-    diag = torch.stack([candidates[..., k, k] for k in range(4)], -1)
-    best = diag.argmax(dim=-1, keepdim=True)
-    chosen = torch.gather(candidates, -2, best[..., None].expand(best.shape[:-1] + (1, 4))).squeeze(-2)
-    q = chosen / chosen.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-    return torch.where(q[..., :1] < 0, -q, q)
+    candidates = np.stack([
+        np.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+        np.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
+        np.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
+        np.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
+    ], axis=-2)  # (..., 4, 4): row k is 4*q*q_k for the k-th largest component
+    diag = np.stack([candidates[..., k, k] for k in range(4)], -1)
+    best = np.argmax(diag, axis=-1)
+    chosen = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+    q = chosen / np.maximum(_norm(chosen), _EPS)
+    return np.where(q[..., :1] < 0, -q, q)
 
 
-@as_numpy_fn
-def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle -> (..., 3, 3) rotation matrix (Rodrigues)."""
+@_torch_twin
+def axis_angle_to_matrix(aa) -> np.ndarray:
+    """(..., 3) axis-angle -> (..., 3, 3) rotation matrix."""
     return quaternion_to_matrix(axis_angle_to_quaternion(aa))
 
 
-@as_numpy_fn
-def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def matrix_to_axis_angle(m) -> np.ndarray:
     """(..., 3, 3) rotation matrix -> (..., 3) axis-angle."""
     return quaternion_to_axis_angle(matrix_to_quaternion(m))
 
 
-@as_numpy_fn
-def matrix_to_rot6d(m: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def matrix_to_rot6d(m) -> np.ndarray:
     """(..., 3, 3) rotation matrix -> (..., 6): its first two columns."""
-    return torch.cat([m[..., :, 0], m[..., :, 1]], dim=-1)
+    m = np.asarray(m, dtype=np.float64)
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
 
 
-@as_numpy_fn
-def rot6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def rot6d_to_matrix(d6) -> np.ndarray:
     """(..., 6) -> (..., 3, 3) by Gram-Schmidt; any 6-vector maps to a valid rotation."""
+    d6 = np.asarray(d6, dtype=np.float64)
     a, b = d6[..., :3], d6[..., 3:]
-    c0 = F.normalize(a, dim=-1)
-    c1 = F.normalize(b - (c0 * b).sum(-1, keepdim=True) * c0, dim=-1)
-    c2 = torch.cross(c0, c1, dim=-1)
-    return torch.stack([c0, c1, c2], dim=-1)
+    c0 = a / np.maximum(_norm(a), 1e-12)
+    c1 = b - np.sum(c0 * b, axis=-1, keepdims=True) * c0
+    c1 = c1 / np.maximum(_norm(c1), 1e-12)
+    c2 = np.cross(c0, c1)
+    return np.stack([c0, c1, c2], axis=-1)
 
 
-@as_numpy_fn
-def axis_angle_to_rot6d(aa: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def axis_angle_to_rot6d(aa) -> np.ndarray:
     """(..., 3) axis-angle -> (..., 6)."""
     return matrix_to_rot6d(axis_angle_to_matrix(aa))
 
 
-@as_numpy_fn
-def rot6d_to_axis_angle(d6: torch.Tensor) -> torch.Tensor:
+@_torch_twin
+def rot6d_to_axis_angle(d6) -> np.ndarray:
     """(..., 6) -> (..., 3) axis-angle."""
     return matrix_to_axis_angle(rot6d_to_matrix(d6))
 
 
-def quaternion_multiply(a, b):
-    """Hamilton product of (..., 4) quaternions (w, x, y, z); torch or numpy."""
-    lib = np if isinstance(a, np.ndarray) else torch
+@_torch_twin
+def quaternion_multiply(a, b) -> np.ndarray:
+    """Hamilton product of (..., 4) quaternions (w, x, y, z), in their own dtype."""
+    a, b = np.asarray(a), np.asarray(b)
     aw, ax, ay, az = (a[..., i] for i in range(4))
     bw, bx, by, bz = (b[..., i] for i in range(4))
-    return lib.stack([
+    return np.stack([
         aw * bw - ax * bx - ay * by - az * bz,
         aw * bx + ax * bw + ay * bz - az * by,
         aw * by - ax * bz + ay * bw + az * bx,
@@ -142,22 +161,31 @@ def quaternion_multiply(a, b):
     ], -1)
 
 
-@as_numpy_fn
-def quaternion_slerp(q0: torch.Tensor, q1: torch.Tensor, t) -> torch.Tensor:
+@_torch_twin
+def quaternion_slerp(q0, q1, t) -> np.ndarray:
     """Spherical interpolation between (..., 4) quaternions at fraction ``t`` (broadcast to (...,)).
 
     Takes the short way round (flips q1 when the dot product is negative); falls back to a normalised
     linear blend when the two are nearly equal.
     """
-    q1 = torch.as_tensor(q1, dtype=q0.dtype)
-    t = torch.as_tensor(t, dtype=q0.dtype)[..., None]
-    dot = (q0 * q1).sum(-1, keepdim=True)
-    q1 = torch.where(dot < 0, -q1, q1)
-    dot = dot.abs().clamp(max=1.0)
-    theta = torch.acos(dot)
-    sin_theta = torch.sin(theta)
+    q0 = np.asarray(q0, dtype=np.float64)
+    q1 = np.asarray(q1, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    theta = np.arccos(np.minimum(np.abs(dot), 1.0))
+    sin_theta = np.sin(theta)
     near = sin_theta < 1e-6
-    w0 = torch.where(near, 1 - t, torch.sin((1 - t) * theta) / sin_theta.clamp_min(1e-12))
-    w1 = torch.where(near, t, torch.sin(t * theta) / sin_theta.clamp_min(1e-12))
+    w0 = np.where(near, 1 - t, np.sin((1 - t) * theta) / np.maximum(sin_theta, 1e-12))
+    w1 = np.where(near, t, np.sin(t * theta) / np.maximum(sin_theta, 1e-12))
     q = w0 * q0 + w1 * q1
-    return q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    return q / np.maximum(_norm(q), _EPS)
+
+
+def continuous_quaternions(quat, axis: int = 0) -> np.ndarray:
+    """(..., 4) quaternions with signs flipped along the time ``axis`` so that neighbours lie in one hemisphere
+    (no jumps when they are blended or keyed as F-curves); a float64 copy."""
+    quat = np.moveaxis(np.array(quat, dtype=np.float64), axis, 0)
+    flips = (np.cumsum(np.sum(quat[1:] * quat[:-1], axis=-1) < 0, axis=0) % 2).astype(bool)
+    quat[1:][flips] *= -1
+    return np.moveaxis(quat, 0, axis)

@@ -142,8 +142,7 @@ def motion_joints(motion, fps: float, *, motion_fps: float | None = None) -> np.
     Joint arrays ((T, 72) or (T, 24, 3), metres, Y up) need ``motion_fps``. Anything that is not the 24 SMPL
     joints, or is too coarse or short for one code step, is refused with the reason.
     """
-    from e3d2_core.motion import Motion
-    from e3d2_core.training.corrupt import resample_joints
+    from e3d2_core.motion import Motion, resample_positions_interp
 
     if isinstance(motion, (str, Path)):
         motion = Motion.load(motion)
@@ -165,7 +164,7 @@ def motion_joints(motion, fps: float, *, motion_fps: float | None = None) -> np.
         raise E3D2Error("joint positions contain NaN or infinite values")
     if motion_fps < fps / 8.0:
         raise E3D2Error(f"motion at {motion_fps:g} fps is coarser than one reward step ({fps / 8:g} per s)")
-    return resample_joints(joints, motion_fps, fps)
+    return resample_positions_interp(joints, motion_fps, fps)
 
 
 def music_at_step_rate(audio, model: RewardModel, kind: str) -> tuple[np.ndarray, float]:

@@ -68,12 +68,11 @@ def torch_info() -> dict:
     """Torch version and the device ``device="auto"`` would use."""
     import torch
 
-    if torch.cuda.is_available():
+    from e3d2_core.device import resolve_device
+
+    device = resolve_device("auto").type
+    if device == "cuda":
         device = f"cuda ({torch.cuda.get_device_name(0)})"
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        device = "mps"
-    else:
-        device = "cpu"
     return {"torch": torch.__version__, "device": device}
 
 

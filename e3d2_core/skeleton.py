@@ -4,6 +4,9 @@ Coordinates are metres, **Y up**, the body facing +Z in its rest pose (the SMPL/
 ``j``'s rest position relative to its parent is ``offsets[j]``; ``offsets[0]`` is the pelvis's rest position
 (zero for the bundled skeleton, so a Motion's ``trans`` is the pelvis position). Forward kinematics exists in
 numpy and torch with the same results (float64 agreement to ~1e-12; float32 to ~1e-6).
+
+This module imports neither torch nor scipy (the Blender add-on uses it); the torch functions import torch when
+called.
 """
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from scipy.spatial.transform import Rotation
 
 from e3d2_core import rotations
 from e3d2_core.errors import E3D2Error
@@ -93,6 +94,7 @@ def skeleton_from_smpl_model(model_path, betas=None, gender: str = "neutral") ->
     10 shape coefficients (zeros when omitted). The pelvis offset is set to 0, so ``trans`` stays the pelvis.
     """
     import smplx  # imported here: only this path needs it
+    import torch
 
     path = Path(model_path)
     if not path.exists():
@@ -112,9 +114,36 @@ def skeleton_from_smpl_model(model_path, betas=None, gender: str = "neutral") ->
     parents = (-1,) + parents[1:]
     if parents != default_skeleton().parents:
         raise E3D2Error("the model's kinematic tree is not SMPL's 24-joint tree", path=path)
+    return Skeleton(default_skeleton().names, parents, offsets_from_joints(joints, parents),
+                    source=f"smplx model {path.name}")
+
+
+def skeleton_with_offsets(offsets: np.ndarray | None) -> Skeleton:
+    """The bundled tree with other (24, 3) rest ``offsets`` in metres (a body shape's); the bundled skeleton when
+    None."""
+    if offsets is None:
+        return default_skeleton()
+    bundled = default_skeleton()
+    return Skeleton(bundled.names, bundled.parents, offsets, source="given offsets")
+
+
+def rest_positions(offsets: np.ndarray, parents) -> np.ndarray:
+    """(J, 3) rest (T-pose) joint positions: the (J, 3) ``offsets`` accumulated down the tree (parents precede
+    their children; -1 for the root)."""
+    offsets = np.asarray(offsets, dtype=np.float64)
+    joints = np.zeros((len(parents), 3))
+    for j, p in enumerate(parents):
+        joints[j] = offsets[j] + (joints[p] if p >= 0 else 0.0)
+    return joints
+
+
+def offsets_from_joints(joints: np.ndarray, parents) -> np.ndarray:
+    """(J, 3) rest offsets from (J, 3) rest joint positions (e.g. an SMPL body's), the root's set to 0 so that a
+    Motion's ``trans`` stays the pelvis position."""
+    joints = np.asarray(joints, dtype=np.float64)
     offsets = joints - joints[[max(p, 0) for p in parents]]
     offsets[0] = 0.0
-    return Skeleton(default_skeleton().names, parents, offsets, source=f"smplx model {path.name}")
+    return offsets
 
 
 def forward_kinematics(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:
@@ -127,53 +156,79 @@ def forward_kinematics(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton 
     Returns:
         (..., 24, 3) float64 joint positions in metres.
     """
+    return world_pose(poses, trans, skeleton)[1]
+
+
+def world_pose(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton | None = None):
+    """World rotations and positions of the joints (numpy): :func:`forward_kinematics` with the rotations.
+
+    Args:
+        poses: (..., 24, 3) local axis-angle rotations in radians, SMPL joint order.
+        trans: (..., 3) root translation in metres.
+        skeleton: the tree to use; the bundled SMPL skeleton when None.
+    Returns:
+        world (..., 24, 3, 3) float64 rotation of each joint, positions (..., 24, 3) float64 in metres.
+    """
     skeleton = skeleton or default_skeleton()
     poses = np.asarray(poses, dtype=np.float64)
     trans = np.asarray(trans, dtype=np.float64)
     _check_shapes(poses.shape, trans.shape)
-    local = Rotation.from_rotvec(poses.reshape(-1, 3)).as_matrix().reshape(poses.shape[:-1] + (3, 3))
-    return _chain(local, trans, skeleton, lib=np)
+    world, positions = _chain(rotations.axis_angle_to_matrix(poses), trans, skeleton, skeleton.offsets)
+    return np.stack(world, -3), np.stack(positions, -2)
 
 
-def forward_kinematics_torch(poses: torch.Tensor, trans: torch.Tensor, skeleton: Skeleton | None = None,
-                             *, rotation_matrices: bool = False) -> torch.Tensor:
+def forward_kinematics_torch(poses, trans, skeleton: Skeleton | None = None, *, rotation_matrices: bool = False):
     """Joint positions from local rotations (torch, differentiable, any device and dtype).
 
     Args:
-        poses: (..., 24, 3) axis-angle, or (..., 24, 3, 3) matrices with ``rotation_matrices=True``.
+        poses: (..., 24, 3) axis-angle tensor, or (..., 24, 3, 3) matrices with ``rotation_matrices=True``.
         trans: (..., 3) root translation in metres.
     Returns:
         (..., 24, 3) joint positions in metres, ``poses``' dtype and device.
     """
+    import torch
+
     skeleton = skeleton or default_skeleton()
     local = poses if rotation_matrices else rotations.axis_angle_to_matrix(poses)
     _check_shapes(local.shape[:-1], trans.shape)
-    return _chain(local, trans, skeleton, lib=torch)
+    offsets = torch.as_tensor(skeleton.offsets, dtype=local.dtype, device=local.device)
+    return torch.stack(_chain(local, trans, skeleton, offsets)[1], -2)
 
 
 def global_rotations(local, skeleton: Skeleton | None = None):
     """(..., 24, 3, 3) local rotation matrices -> world rotation of each joint (numpy or torch)."""
     skeleton = skeleton or default_skeleton()
-    lib = np if isinstance(local, np.ndarray) else torch
     world = [local[..., 0, :, :]]
     for j in range(1, NUM_JOINTS):
         world.append(world[skeleton.parents[j]] @ local[..., j, :, :])
-    return lib.stack(world, -3)
+    if isinstance(local, np.ndarray):
+        return np.stack(world, -3)
+    import torch
+
+    return torch.stack(world, -3)
 
 
-def _chain(local, trans, skeleton: Skeleton, lib):
-    """Walk the tree: world rotation = parent world @ local; position = parent + parent world @ offset."""
-    if lib is torch:
-        offsets = torch.as_tensor(skeleton.offsets, dtype=local.dtype, device=local.device)
-    else:
-        offsets = skeleton.offsets
+def local_pose(world: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:
+    """(..., 24, 3, 3) world rotations -> (..., 24, 3) local axis-angle: the inverse of :func:`world_pose`'s chain."""
+    skeleton = skeleton or default_skeleton()
+    world = np.asarray(world, dtype=np.float64)
+    local = np.empty_like(world)
+    local[..., 0, :, :] = world[..., 0, :, :]
+    for j in range(1, NUM_JOINTS):
+        local[..., j, :, :] = np.swapaxes(world[..., skeleton.parents[j], :, :], -1, -2) @ world[..., j, :, :]
+    return rotations.matrix_to_axis_angle(local)
+
+
+def _chain(local, trans, skeleton: Skeleton, offsets):
+    """Walk the tree (numpy or torch): world rotation = parent world @ local; position = parent + parent world @
+    offset. Returns the lists of per-joint world rotations and positions."""
     world_rot = [local[..., 0, :, :]]
     positions = [trans + offsets[0]]
     for j in range(1, NUM_JOINTS):
         p = skeleton.parents[j]
         positions.append(positions[p] + (world_rot[p] @ offsets[j][:, None])[..., 0])
         world_rot.append(world_rot[p] @ local[..., j, :, :])
-    return lib.stack(positions, -2)
+    return world_rot, positions
 
 
 def _check_shapes(pose_shape, trans_shape):

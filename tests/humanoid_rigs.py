@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core import rotations
 from e3d2_core.retarget import kinematics as kin
 from e3d2_core.retarget.rig import Rig
+from e3d2_core.skeleton import default_skeleton
 
 
 def _body(height: float, *, a_pose: bool = False, legs: float = 1.0, arms: float = 1.0, spine: float = 1.0) -> dict:
     """Joint positions (Y up, facing +Z, left at +X, feet on the floor) of a body ``height`` tall at the head
     joint: SMPL's mean body with its legs, arms and spine lengthened by the given factors."""
-    rest = kin.smpl_rest_joints()
-    j = {n: rest[i].copy() for i, n in enumerate(kin.smpl_data()[0])}
+    rest = default_skeleton().rest_joints()
+    j = {n: rest[i].copy() for i, n in enumerate(default_skeleton().names)}
     pelvis = j["pelvis"].copy()
     for side in ("left", "right"):          # each bone of a leg or an arm scaled, from its root outwards
         for chain, factor in (([f"{side}_hip", f"{side}_knee", f"{side}_ankle", f"{side}_foot"], legs),
@@ -46,11 +48,11 @@ def _body(height: float, *, a_pose: bool = False, legs: float = 1.0, arms: float
     if a_pose:                               # arms 45 degrees down about each shoulder, elbows bent 15 degrees
         for side, x in (("left", 1.0), ("right", -1.0)):
             shoulder = j[f"{side}_shoulder"]
-            down = kin.axis_angle_to_matrix(np.array([0.0, 0.0, -x * np.radians(45.0)]))
+            down = rotations.axis_angle_to_matrix(np.array([0.0, 0.0, -x * np.radians(45.0)]))
             for n in (f"{side}_elbow", f"{side}_wrist", f"{side}_hand"):
                 j[n] = shoulder + down @ (j[n] - shoulder)
             elbow = j[f"{side}_elbow"]
-            bend = kin.axis_angle_to_matrix(np.array([0.0, -x * np.radians(15.0), 0.0]))
+            bend = rotations.axis_angle_to_matrix(np.array([0.0, -x * np.radians(15.0), 0.0]))
             for n in (f"{side}_wrist", f"{side}_hand"):
                 j[n] = elbow + bend @ (j[n] - elbow)
     floor = min(j["left_foot"][1], j["right_foot"][1]) - 0.03

@@ -20,8 +20,8 @@ from addon_support import SONG  # noqa: E402
 from test_addon_blender import HAS_AUDIO, addon, fresh_scene  # noqa: E402,F401
 from e3d2_core.io import load_motion_file  # noqa: E402
 from e3d2_core.retarget import bonemap, quality, transfer  # noqa: E402
-from e3d2_core.retarget import kinematics as kin  # noqa: E402
 from e3d2_core.retarget.rig import fit_rig  # noqa: E402
+from e3d2_core.skeleton import world_pose  # noqa: E402
 
 from blender_addon import character, compat  # noqa: E402
 
@@ -126,7 +126,7 @@ def check_dance(obj, action, motion, read_bones, key_bones=None):
     np.testing.assert_allclose(keyed, channels.joints[index], atol=2e-4 * fit.height)   # float32 keys
     read_fit = fit_rig(character.rig_of(obj), bonemap.BoneMap(bone_map.read, bone_map.rig))
     joints = evaluated_heads(obj, bone_map.read, frames)
-    _, source = kin.smpl_forward(motion.poses, motion.trans)
+    _, source = world_pose(motion.poses, motion.trans)
     source = source[index]
     return {"error": quality.joint_error(source, joints, read_fit)["mean"],
             "left": quality.left_stays_left(source, joints, read_fit),
@@ -233,8 +233,8 @@ def test_score_reads_the_characters_dance_back_through_the_map(salsa_file):
     action = apply_salsa(obj, path)
     frames = np.arange(action["e3d2_frame_start"], action["e3d2_frame_end"] + 1)
     poses, trans = character.read_character_motion(bpy.context, obj, action, frames)
-    world, _ = kin.smpl_forward(motion.poses, motion.trans)
-    back, _ = kin.smpl_forward(poses, trans)
+    world, _ = world_pose(motion.poses, motion.trans)
+    back, _ = world_pose(poses, trans)
     mapped = [j for j in range(24) if j not in (3, 6, 22, 23)]        # UE5's spine_02/04 sit between SMPL joints
     angle = np.degrees(np.arccos(np.clip((np.trace(np.swapaxes(back[:, mapped], -1, -2) @ world[:, mapped],
                                                    axis1=-2, axis2=-1) - 1) / 2, -1, 1)))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from e3d2_core.models.reward import RewardModel, step_features
-from e3d2_core.motion import from_z_up
+from e3d2_core.motion import from_z_up, resample_positions_interp
 from e3d2_core.training import corrupt
 from e3d2_core.training.trex import (RankedGroup, Trajectory, pair_key, pairwise_accuracy, return_per_minute,
                                      snippet_returns, train_trex)
@@ -27,7 +27,7 @@ def real_aist_joints(name: str) -> np.ndarray:
     """A real AIST++ slice (30 fps, Z up, floor offset) as (T, 24, 3) Y-up joints at 60 fps, feet on y = 0."""
     joints = from_z_up(np.loadtxt(DATA / "aistpp" / name, delimiter=",").reshape(-1, 24, 3))
     joints[..., 1] -= joints[..., 1].min()
-    return corrupt.resample_joints(joints, 30.0, 60.0)
+    return resample_positions_interp(joints, 30.0, 60.0)
 
 
 def features(joints) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 from e3d2_core.io import load_motion_file
 from e3d2_core.metrics.pfc import pfc_score
 from e3d2_core.retarget import footlock
-from e3d2_core.retarget import kinematics as kin
+from e3d2_core.skeleton import default_skeleton, world_pose
 
 DATA = Path(__file__).resolve().parent / "data"
 LEGS = [1, 2, 4, 5, 7, 8, 10, 11]
@@ -24,14 +24,14 @@ def dances():
 @pytest.mark.parametrize("name, motion", list(dances()), ids=lambda v: v if isinstance(v, str) else "")
 def test_foot_lock_pins_standing_feet_and_leaves_the_rest(name, motion):
     poses, trans, report = footlock.lock_feet(motion.poses, motion.trans, motion.fps)
-    _, before = kin.smpl_forward(motion.poses, motion.trans)
-    _, after = kin.smpl_forward(poses, trans)
+    _, before = world_pose(motion.poses, motion.trans)
+    _, after = world_pose(poses, trans)
     assert report.contacts.any(axis=0).all()                         # both feet stand at some point
     assert report.slide_after <= 0.5 * report.slide_before            # sliding during contacts at least halved
     assert pfc_score(after, 60) < pfc_score(before, 60)
     assert np.abs(after[:, ABOVE_LEGS] - before[:, ABOVE_LEGS]).max() < 1e-9   # nothing above the hips moves
     np.testing.assert_allclose(trans, motion.trans, atol=1e-6)
-    rest = kin.smpl_rest_joints()
+    rest = default_skeleton().rest_joints()
     ankle_floor = footlock.FOOT_JOINT_ABOVE_SOLE + rest[7, 1] - rest[10, 1]
     assert after[:, [7, 8], 1].min() >= ankle_floor - 1e-6            # never below the floor
     assert after[:, [10, 11], 1].min() >= footlock.FOOT_JOINT_ABOVE_SOLE - 1e-6

@@ -16,6 +16,7 @@ from e3d2_core.io import load_motion_file
 from e3d2_core.retarget import bonemap, names, quality, transfer
 from e3d2_core.retarget import kinematics as kin
 from e3d2_core.retarget.rig import Rig, fit_rig
+from e3d2_core.skeleton import default_skeleton, skeleton_with_offsets, world_pose
 
 DATA = Path(__file__).resolve().parent / "data"
 RIGS = {"mixamo": hr.mixamo_bones, "ue5": hr.ue5_bones, "vrm": hr.vrm_bones}
@@ -119,7 +120,7 @@ def test_retargeted_joints_follow_the_source(kind, salsa):
     poses, trans, fps = salsa
     rig, found, fit = fitted(kind)
     channels = transfer.retarget_motion(poses, trans, fps, fit)
-    _, source = kin.smpl_forward(poses, trans)
+    _, source = world_pose(poses, trans)
     error = quality.joint_error(source, channels.joints, fit)
     assert error["mean"] < 0.03 and len(error["joints"]) == 18
     assert quality.left_stays_left(source, channels.joints, fit) == 1.0
@@ -169,8 +170,8 @@ def test_reading_the_keys_back_gives_the_source_rotations(salsa):
     channels = transfer.retarget_motion(poses, trans, fps, fit)
     posed = transfer.pose_matrices(rig, channels)[:, np.maximum(fit.bones, 0)]
     back, back_trans = transfer.motion_from_pose(posed, fit)
-    world, _ = kin.smpl_forward(poses, trans)
-    world_back, _ = kin.smpl_forward(back, back_trans)
+    world, _ = world_pose(poses, trans)
+    world_back, _ = world_pose(back, back_trans)
     np.testing.assert_allclose(world_back, world, atol=1e-6)
     travel = trans[:, [0, 2]] - trans[:1, [0, 2]]
     np.testing.assert_allclose(back_trans[:, [0, 2]], travel, atol=1e-6)
@@ -182,8 +183,8 @@ def test_in_place_and_facing(salsa):
     still = transfer.retarget_motion(poses, trans, fps, fit, in_place=True).joints @ fit.frame
     np.testing.assert_allclose(still[:, 0, [0, 2]], fit.rest_joints[None, 0, [0, 2]].repeat(len(poses), 0), atol=1e-9)
     turned = transfer.retarget_motion(poses, trans, fps, fit, facing=np.pi / 2).joints
-    _, source = kin.smpl_forward(poses, trans)
-    _, turned_source = kin.smpl_forward(poses, trans)
+    _, source = world_pose(poses, trans)
+    _, turned_source = world_pose(poses, trans)
     turned_source = turned_source @ kin.rotation_about_up(np.pi / 2).T
     assert quality.facing_error_degrees(turned_source, turned, fit)[1] < 3.0
     assert quality.facing_error_degrees(source, turned, fit)[0] > 80.0
@@ -228,7 +229,7 @@ def test_a_partial_map_dances_what_it_has_and_names_the_rest(salsa):
     channels = transfer.retarget_motion(poses, trans, fps, fit)
     assert set(channels.unmapped) == {"left_collar", "left_shoulder", "left_elbow", "left_wrist", "left_hand", "spine2"}
     assert "mixamorig:LeftArm" not in channels.bones and "mixamorig:RightArm" in channels.bones
-    _, source = kin.smpl_forward(poses, trans)
+    _, source = world_pose(poses, trans)
     assert quality.joint_error(source, channels.joints, fit)["mean"] < 0.03
 
 
@@ -272,7 +273,7 @@ def test_make_loop_runs_on_across_its_seam(salsa):
     length = loop.loop_length(len(poses), blend, fps, bpm=120.0)
     assert length % 30 == 0 and length + blend <= len(poses)             # whole beats at 120 bpm, 60 fps
     looped, looped_trans = loop.make_loop(poses, trans, blend, length)
-    _, joints = kin.smpl_forward(looped, looped_trans)
+    _, joints = world_pose(looped, looped_trans)
     travel = looped_trans[0] - trans[length]
     travel[1] = 0
     # the frame after the last is the first, moved by the loop's travel: no bigger a step than inside the take
@@ -291,8 +292,8 @@ def test_mirror_twice_is_the_take():
     np.testing.assert_allclose(again[0], poses)
     np.testing.assert_allclose(again[1], trans)
     swap = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22]
-    offsets = kin.smpl_data()[2]
+    offsets = default_skeleton().offsets
     symmetric = (offsets + offsets[swap] * [-1, 1, 1]) / 2       # on a symmetric body the mirror image is exact
-    _, a = kin.smpl_forward(poses, trans, symmetric)
-    _, b = kin.smpl_forward(*loop.mirror(poses, trans), symmetric)
+    _, a = world_pose(poses, trans, skeleton_with_offsets(symmetric))
+    _, b = world_pose(*loop.mirror(poses, trans), skeleton_with_offsets(symmetric))
     np.testing.assert_allclose(b[:, swap] * [-1, 1, 1], a, atol=1e-9)

@@ -63,3 +63,37 @@ def test_quaternion_multiply_composes_rotations():
     qa, qb = R.axis_angle_to_quaternion(a), R.axis_angle_to_quaternion(b)
     np.testing.assert_allclose(R.quaternion_to_matrix(R.quaternion_multiply(qa, qb)),
                                R.axis_angle_to_matrix(a) @ R.axis_angle_to_matrix(b), atol=1e-12)
+
+
+def test_rotation_helpers_match_scipy():
+    """The add-on's keyframes go through these (Blender's quaternion order, w >= 0 from matrices)."""
+    rot = Rotation.random(200, random_state=3)
+    q = R.axis_angle_to_quaternion(rot.as_rotvec())
+    np.testing.assert_allclose(R.quaternion_to_matrix(q), rot.as_matrix(), atol=1e-12)
+    back = R.matrix_to_quaternion(rot.as_matrix())
+    np.testing.assert_allclose(np.abs(np.sum(back * q, -1)), 1.0, atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_rotvec(R.quaternion_to_axis_angle(q)).as_matrix(), rot.as_matrix(),
+                               atol=1e-12)
+    flips = R.continuous_quaternions(np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [-0.9, 0.1, 0, 0]]))
+    assert (flips[:, 0] > 0).all()
+
+
+def test_numpy_functions_and_their_torch_twins_agree():
+    aa = random_axis_angle(300, seed=5)
+    rng = np.random.default_rng(6)
+    inputs = {"aa": aa, "q": R.axis_angle_to_quaternion(aa), "m": R.axis_angle_to_matrix(aa),
+              "d6": rng.normal(size=(300, 6))}
+    cases = [(R.axis_angle_to_quaternion, "aa"), (R.quaternion_to_axis_angle, "q"), (R.quaternion_to_matrix, "q"),
+             (R.matrix_to_quaternion, "m"), (R.axis_angle_to_matrix, "aa"), (R.matrix_to_axis_angle, "m"),
+             (R.matrix_to_rot6d, "m"), (R.rot6d_to_matrix, "d6"), (R.axis_angle_to_rot6d, "aa"),
+             (R.rot6d_to_axis_angle, "d6")]
+    for fn, key in cases:
+        got = fn(inputs[key])
+        twin = fn(torch.from_numpy(inputs[key]))
+        assert isinstance(got, np.ndarray) and isinstance(twin, torch.Tensor), fn.__name__
+        np.testing.assert_allclose(got, twin.numpy(), atol=1e-12, err_msg=fn.__name__)
+    q0, q1, t = inputs["q"], np.roll(inputs["q"], 1, axis=0), rng.uniform(size=300)
+    np.testing.assert_allclose(R.quaternion_slerp(q0, q1, t),
+                               R.quaternion_slerp(torch.from_numpy(q0), torch.from_numpy(q1), t).numpy(), atol=1e-12)
+    np.testing.assert_allclose(R.quaternion_multiply(q0, q1),
+                               R.quaternion_multiply(torch.from_numpy(q0), torch.from_numpy(q1)).numpy(), atol=1e-12)

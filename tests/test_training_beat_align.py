@@ -6,8 +6,7 @@ import pytest
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.motion import Motion
-from e3d2_core.training.beat_align import (align_events, kinematic_beats, nearest_distance, sample_motion,
-                                           warp_motion)
+from e3d2_core.training.beat_align import align_events, kinematic_beats, nearest_distance, warp_motion
 
 FPS = 60.0
 
@@ -76,5 +75,5 @@ def test_warp_puts_kinematic_beats_on_music_beats():
 
 def test_sample_motion_at_frame_times_is_identity():
     motion = _stepping_motion(np.array([0.5, 1.0]), 1.5)
-    poses, trans = sample_motion(motion, np.arange(motion.num_frames) / FPS)
+    poses, trans = motion.sample(np.arange(motion.num_frames) / FPS)
     assert np.allclose(poses, motion.poses, atol=1e-5) and np.allclose(trans, motion.trans, atol=1e-6)

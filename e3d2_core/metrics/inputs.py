@@ -23,6 +23,7 @@ import numpy as np
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.io import load_joint_track
+from e3d2_core import motion as motion_module
 from e3d2_core.motion import Motion
 
 TARGET_FPS = 60.0
@@ -99,17 +100,9 @@ def _load_raw(path: Path, fmt: str | None, fps: float | None):
 
 
 def resample_positions(joints: np.ndarray, fps: float, target: float = TARGET_FPS) -> np.ndarray:
-    """Linear resampling of (T, J, 3) positions from ``fps`` to ``target`` (frame k at time k / target)."""
-    if abs(fps - target) < 1e-9:
-        return joints
-    count = len(joints)
-    last_time = (count - 1) / fps
-    times = np.arange(int(np.floor(last_time * target + 1e-6)) + 1) / target
-    position = np.clip(times * fps, 0, count - 1)
-    lo = np.minimum(np.floor(position).astype(np.int64), count - 1)
-    hi = np.minimum(lo + 1, count - 1)
-    frac = (position - lo)[:, None, None]
-    return joints[lo] * (1 - frac) + joints[hi] * frac
+    """Linear resampling of (T, J, 3) positions from ``fps`` to ``target`` (60 fps unless given), by
+    :func:`e3d2_core.motion.resample_positions`."""
+    return motion_module.resample_positions(joints, fps, target)
 
 
 def load_track(path, *, fmt: str | None = None, fps: float | None = None) -> Track:

@@ -1,7 +1,7 @@
 """Retargeting between SMPL and other skeletons, both ways; one job per module.
 
 ==================  ===================================================================================
-``kinematics``      numpy-only rotations and SMPL forward kinematics (runs inside Blender's Python)
+``kinematics``      the rotation geometry of retargeting: Euler modes, swings, Kabsch, snapping to axes
 ``bonemap``         bone maps as data: JSON presets (SMPL/SMPL-X, Mixamo, Rigify, UE4/UE5, VRM), files
 ``names``           the generic name matcher and rig detection (also for importers of unknown rigs)
 ``rig``             a target armature at rest and how it lines up with SMPL (frame, alignment, scale, floor)
@@ -12,5 +12,6 @@
 ``to_smpl``         BVH and named joint tracks (CMU, iClone, Neo...) -> SMPL poses, for the importers
 ==================  ===================================================================================
 
-Everything but ``to_smpl`` imports only numpy (and this package), so the Blender add-on uses it directly.
+Everything but ``to_smpl`` imports only numpy, this package and the torch-free core (``rotations``,
+``skeleton``), so the Blender add-on uses it directly.
 """

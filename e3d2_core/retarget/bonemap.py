@@ -23,7 +23,7 @@ from pathlib import Path
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_open
-from e3d2_core.retarget.kinematics import smpl_data
+from e3d2_core.skeleton import default_skeleton
 
 FORMAT_VERSION = 1
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -40,7 +40,7 @@ MAJOR_JOINTS = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "l
 
 def joint_names() -> tuple[str, ...]:
     """SMPL's 24 joint names in SMPL order."""
-    return smpl_data()[0]
+    return default_skeleton().names
 
 
 @dataclass(frozen=True)

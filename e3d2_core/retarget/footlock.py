@@ -21,6 +21,7 @@ import numpy as np
 
 from e3d2_core.retarget import kinematics as kin
 from e3d2_core.retarget.rig import FOOT_JOINT_ABOVE_SOLE
+from e3d2_core.skeleton import local_pose, skeleton_with_offsets, world_pose
 
 CONTACT_HEIGHT = 0.06     # metres above the floor a sole may be and still stand
 CONTACT_SPEED = 0.5       # metres per second an ankle may slide and still stand
@@ -194,8 +195,9 @@ def lock_feet(poses: np.ndarray, trans: np.ndarray, fps: float, offsets: np.ndar
         poses (T, 24, 3) with only the hips', knees' and ankles' rotations changed, the same trans, and a
         :class:`FootLock` report.
     """
-    rest = kin.smpl_rest_joints(offsets)
-    world, positions = kin.smpl_forward(poses, trans, offsets)
+    skeleton = skeleton_with_offsets(offsets)
+    rest = skeleton.rest_joints()
+    world, positions = world_pose(poses, trans, skeleton)
     ankle_above = [FOOT_JOINT_ABOVE_SOLE + rest[a, 1] - rest[t, 1] for _, _, a, t in SMPL_LEGS]
     if contacts is None:
         contacts = np.stack([detect_contacts(positions[:, a], positions[:, t], fps, floor=floor,
@@ -204,9 +206,9 @@ def lock_feet(poses: np.ndarray, trans: np.ndarray, fps: float, offsets: np.ndar
     new_world, new_positions = lock_legs(world, positions, SMPL_LEGS, contacts, fps,
                                          ankle_lowest=[floor + h for h in ankle_above],
                                          toe_lowest=[floor + FOOT_JOINT_ABOVE_SOLE] * 2, blend_seconds=blend_seconds)
-    new_poses = kin.smpl_local(new_world)
+    new_poses = local_pose(new_world, skeleton)
     before = _contact_slide(positions, contacts, fps)
-    after = _contact_slide(kin.smpl_forward(new_poses, trans, offsets)[1], contacts, fps)
+    after = _contact_slide(world_pose(new_poses, trans, skeleton)[1], contacts, fps)
     return new_poses, np.asarray(trans, np.float64), FootLock(contacts, before, after)
 
 

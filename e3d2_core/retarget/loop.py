@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from e3d2_core.errors import E3D2Error
-from e3d2_core.retarget import kinematics as kin
+from e3d2_core import rotations
+from e3d2_core.skeleton import default_skeleton
 
 
 def loop_length(frames: int, blend: int, fps: float, bpm: float | None) -> int:
@@ -42,8 +43,8 @@ def make_loop(poses: np.ndarray, trans: np.ndarray, blend: int, length: int | No
         raise E3D2Error(f"a {frames}-frame take cannot loop over {length} frames with a {blend}-frame blend "
                         f"(it needs at least three blends' worth of frames)")
     weight = _smooth((np.arange(blend) + 1) / (blend + 1))
-    quats = kin.matrix_to_quaternion(kin.axis_angle_to_matrix(poses))
-    head = kin.quaternion_slerp(quats[length:length + blend], quats[:blend], weight[:, None])
+    quats = rotations.matrix_to_quaternion(rotations.axis_angle_to_matrix(poses))
+    head = rotations.quaternion_slerp(quats[length:length + blend], quats[:blend], weight[:, None])
     out_quats = quats[:length].copy()
     out_quats[:blend] = head
     travel = trans[length] - trans[0]
@@ -51,7 +52,7 @@ def make_loop(poses: np.ndarray, trans: np.ndarray, blend: int, length: int | No
     follow = trans[length:length + blend] - travel
     out_trans = trans[:length].copy()
     out_trans[:blend] = follow + weight[:, None] * (trans[:blend] - follow)
-    return kin.matrix_to_axis_angle(kin.quaternion_to_matrix(out_quats)), out_trans
+    return rotations.matrix_to_axis_angle(rotations.quaternion_to_matrix(out_quats)), out_trans
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ def _smooth(x: np.ndarray) -> np.ndarray:
 def mirror(poses: np.ndarray, trans: np.ndarray):
     """Left/right mirror image through the body's sagittal (YZ) plane (as :meth:`e3d2_core.motion.Motion.mirror`):
     every left joint swaps with its right twin, axis-angle (x, y, z) -> (x, -y, -z), trans x -> -x."""
-    names = kin.smpl_data()[0]
+    names = default_skeleton().names
     swap = [names.index("right_" + n[5:]) if n.startswith("left_") else
             names.index("left_" + n[6:]) if n.startswith("right_") else i for i, n in enumerate(names)]
     poses = np.asarray(poses, np.float64)[:, swap] * np.array([1.0, -1.0, -1.0])

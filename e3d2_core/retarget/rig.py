@@ -24,6 +24,7 @@ import numpy as np
 from e3d2_core.errors import E3D2Error
 from e3d2_core.retarget import kinematics as kin
 from e3d2_core.retarget.bonemap import BoneMap, joint_names
+from e3d2_core.skeleton import default_skeleton, skeleton_with_offsets
 
 FOOT_JOINT_ABOVE_SOLE = 0.03  # metres: SMPL's toe-base joint above the sole (e3d2_core.io.floor's rule)
 _LEGS = (("left_hip", "left_knee", "left_ankle", "left_foot"), ("right_hip", "right_knee", "right_ankle", "right_foot"))
@@ -127,7 +128,7 @@ class RigFit:
 
 def smpl_sole_heights(joints: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
     """(T,) lowest sole point per frame of SMPL joints (T, 24, 3), metres (e3d2_core.io.floor's rule)."""
-    rest = kin.smpl_rest_joints() if rest is None else rest
+    rest = default_skeleton().rest_joints() if rest is None else rest
     heights = []
     for ankle, foot in ((7, 10), (8, 11)):
         heights.append(joints[:, foot, 1] - FOOT_JOINT_ABOVE_SOLE)
@@ -142,7 +143,7 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
 
     require_humanoid(bone_map, rig.name)
     names = joint_names()
-    _, smpl_parents, _ = kin.smpl_data()
+    smpl_parents = default_skeleton().parents
     bones = np.full(len(names), -1)
     for j, joint in enumerate(names):
         bone = bone_map.bones[joint]
@@ -152,7 +153,7 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
     heads = np.full((len(names), 3), np.nan)
     heads[list(mapped)] = rig.heads[bones[list(mapped)]]
 
-    smpl_rest = kin.smpl_rest_joints(smpl_offsets)
+    smpl_rest = skeleton_with_offsets(smpl_offsets).rest_joints()
     frame = _body_frame(heads, names)
     rest_joints = heads @ frame          # C^T h for each row: armature space -> SMPL frame
     parent = np.full(len(names), -1)

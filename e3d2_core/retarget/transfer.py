@@ -28,9 +28,11 @@ import numpy as np
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.retarget import footlock
+from e3d2_core import rotations
 from e3d2_core.retarget import kinematics as kin
 from e3d2_core.retarget.bonemap import joint_names
 from e3d2_core.retarget.rig import FOOT_JOINT_ABOVE_SOLE, Rig, RigFit, smpl_sole_heights
+from e3d2_core.skeleton import default_skeleton, local_pose, skeleton_with_offsets, world_pose
 
 FLOOR_PERCENTILE = 5.0     # as e3d2_core.io.floor: a low percentile, so glitches and jumps do not move the floor
 LIFT_SECONDS = 0.1         # a lift to keep a foot above the floor ramps in and out over this long
@@ -74,7 +76,7 @@ def retarget_motion(poses: np.ndarray, trans: np.ndarray, fps: float, fit: RigFi
     trans = np.asarray(trans, np.float64)
     if poses.ndim != 3 or poses.shape[1:] != (24, 3) or trans.shape != (len(poses), 3) or len(poses) < 1:
         raise E3D2Error(f"retargeting needs poses (T, 24, 3) and trans (T, 3), got {poses.shape} and {trans.shape}")
-    world, source = kin.smpl_forward(poses, trans, smpl_offsets)
+    world, source = world_pose(poses, trans, skeleton_with_offsets(smpl_offsets))
     if facing:
         turn = kin.rotation_about_up(facing)
         world, source = turn @ world, source @ turn.T
@@ -114,7 +116,7 @@ def rig_joints(world: np.ndarray, source: np.ndarray, fit: RigFit, *, in_place: 
 
 def _lock_rig_feet(delta, joints, source, fps, fit: RigFit, smpl_offsets):
     """Pin the rig's feet during the source's foot contacts (detected in metres on the SMPL dance)."""
-    rest = kin.smpl_rest_joints(smpl_offsets)
+    rest = skeleton_with_offsets(smpl_offsets).rest_joints()
     contacts = np.stack([footlock.detect_contacts(source[:, a], source[:, t], fps,
                                                   ankle_above_sole=FOOT_JOINT_ABOVE_SOLE + rest[a, 1] - rest[t, 1])
                          for _, _, a, t in _LEGS], axis=-1)
@@ -170,8 +172,8 @@ def bake(delta: np.ndarray, joints: np.ndarray, fit: RigFit, contacts=None) -> C
             location = np.einsum("tji,tj->ti", to_bone[:, :3, :3], offset)     # R^T (head - t)
             matrix[:, :3, 3] = arm_joints[:, 0]
         posed[b] = matrix
-        quats[:, k] = kin.matrix_to_quaternion(basis)
-    quats = kin.continuous_quaternions(quats)
+        quats[:, k] = rotations.matrix_to_quaternion(basis)
+    quats = rotations.continuous_quaternions(quats)
     unmapped = tuple(n for n in names if not fit.bone_map.bones[n])
     return Channels(tuple(rig.names[b] for b, _ in keyed), quats, rig.names[root], location,
                     dict(fit.bone_map.properties), arm_joints, fit.scale, unmapped, contacts)
@@ -214,7 +216,7 @@ def motion_from_pose(matrices: np.ndarray, fit: RigFit):
     """
     matrices = np.asarray(matrices, np.float64)
     frame = fit.frame
-    _, parents, _ = kin.smpl_data()
+    parents = default_skeleton().parents
     frames = len(matrices)
     world = np.empty((frames, 24, 3, 3))
     for j in range(24):
@@ -228,7 +230,7 @@ def motion_from_pose(matrices: np.ndarray, fit: RigFit):
     trans = np.empty((frames, 3))
     trans[:, [0, 2]] = (pelvis[:, [0, 2]] - fit.rest_joints[0, [0, 2]]) / fit.scale
     trans[:, 1] = (pelvis[:, 1] - fit.floor - fit.root_offset) / fit.scale
-    return kin.smpl_local(world), trans
+    return local_pose(world), trans
 
 
 def pose_matrices(rig: Rig, channels: Channels) -> np.ndarray:
@@ -257,7 +259,7 @@ def pose_matrices(rig: Rig, channels: Channels) -> np.ndarray:
             local = np.broadcast_to(rig.rest[b], (frames, 4, 4))
         basis = np.broadcast_to(np.eye(4), (frames, 4, 4)).copy()
         if b in keyed:
-            basis[:, :3, :3] = kin.quaternion_to_matrix(channels.quats[:, keyed[b]])
+            basis[:, :3, :3] = rotations.quaternion_to_matrix(channels.quats[:, keyed[b]])
         if b == root:
             basis[:, :3, 3] = channels.location
         posed[:, b] = local @ basis

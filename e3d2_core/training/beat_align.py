@@ -24,10 +24,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
-from e3d2_core import rotations
 from e3d2_core.errors import E3D2Error
 from e3d2_core.motion import Motion
-from e3d2_core.skeleton import NUM_JOINTS
 
 
 def kinematic_beats(joints: np.ndarray, fps: float, *, sigma_seconds: float = 1 / 30, min_gap: float = 0.2,
@@ -113,19 +111,6 @@ def align_events(events: np.ndarray, beats: np.ndarray, *, min_rate: float = 0.7
     return Alignment(events[idx[:, 0]], beats[idx[:, 1]], score)
 
 
-def sample_motion(motion: Motion, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Poses (N,24,3) and trans (N,3) at arbitrary ``times`` (seconds, clipped to the clip): slerp + lerp."""
-    position = np.clip(np.asarray(times, float) * motion.fps, 0, motion.num_frames - 1)
-    lo = np.minimum(np.floor(position).astype(np.int64), motion.num_frames - 1)
-    hi = np.minimum(lo + 1, motion.num_frames - 1)
-    frac = position - lo
-    quats = rotations.axis_angle_to_quaternion(motion.poses.astype(np.float64))
-    blended = rotations.quaternion_slerp(quats[lo], quats[hi], np.repeat(frac[:, None], NUM_JOINTS, axis=1))
-    poses = np.asarray(rotations.quaternion_to_axis_angle(blended), dtype=np.float32)
-    trans = (motion.trans[lo] * (1 - frac[:, None]) + motion.trans[hi] * frac[:, None]).astype(np.float32)
-    return poses, trans
-
-
 def warp_motion(motion: Motion, alignment: Alignment, *, fps: float, start: float, frames: int) -> Motion:
     """The motion replayed on the song's clock: frame n at song time ``start + n / fps`` shows the motion at
     the time the alignment maps it to (linear between matched pairs; outside them, the end rates continue)."""
@@ -136,7 +121,7 @@ def warp_motion(motion: Motion, alignment: Alignment, *, fps: float, start: floa
     before, after = tau < mu[0], tau > mu[-1]
     source[before] = mo[0] + (tau[before] - mu[0]) / alignment.rates[0]
     source[after] = mo[-1] + (tau[after] - mu[-1]) / alignment.rates[-1]
-    poses, trans = sample_motion(motion, source)
+    poses, trans = motion.sample(source)
     return Motion(poses, trans, fps, {**motion.meta, "warped": True})
 
 

@@ -89,14 +89,3 @@ def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float 
     if kind == "loop":
         return ping_pong_loop(joints, rng, fps)
     raise ValueError(f"unknown corruption {kind!r}; choose from {', '.join(KINDS)}")
-
-
-def resample_joints(joints: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear interpolation of (T, 24, 3) positions to another frame rate (frame k at time k / fps_out)."""
-    if abs(fps_in - fps_out) < 1e-9:
-        return np.asarray(joints, dtype=np.float32)
-    t_in = np.arange(len(joints)) / fps_in
-    t_out = np.arange(int(np.floor(t_in[-1] * fps_out + 1e-6)) + 1) / fps_out
-    flat = np.asarray(joints, dtype=np.float64).reshape(len(joints), -1)
-    out = np.stack([np.interp(t_out, t_in, flat[:, k]) for k in range(flat.shape[1])], 1)
-    return out.reshape(len(t_out), *joints.shape[1:]).astype(np.float32)

@@ -28,7 +28,7 @@ from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_open, atomic_path
 from e3d2_core.skeleton import default_skeleton
 from e3d2_core.training import data as shards
-from e3d2_core.training.trainer import TrainConfig, Trainer, init_distributed, pick_device, seed_everything
+from e3d2_core.training.trainer import TrainConfig, Trainer, distributed_device, seed_everything
 
 BUNDLE_FORMAT = "e3d2-bundle"
 BUNDLE_VERSION = 1
@@ -132,8 +132,7 @@ def load_split(config: dict, split: str, *, required: bool = True) -> shards.Sha
 def stage_device(config: dict, options: StageOptions) -> torch.device:
     """The command line's device, else the config's, else auto (this rank's GPU under torchrun)."""
     want = options.device if options.device != "auto" else config.get("device", "auto")
-    kind = "cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu"
-    return pick_device(want, init_distributed(kind))
+    return distributed_device(want)[0]
 
 
 def _is_main() -> bool:

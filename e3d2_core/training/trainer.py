@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from e3d2_core.device import device_for_rank, resolve_device
 from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_open, atomic_path
 
@@ -118,17 +119,12 @@ def init_distributed(device_kind: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(device: str, info: DistInfo) -> torch.device:
-    """``auto`` -> this rank's CUDA device when there is one, else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise E3D2Error("device 'cuda' requested but torch sees no CUDA GPU")
-        return torch.device("cuda", info.local_rank % torch.cuda.device_count())
-    if device != "cpu":
-        raise E3D2Error(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device("cpu")
+def distributed_device(device: str) -> tuple[torch.device, DistInfo]:
+    """The torch device for ``device`` ("auto" | "cpu" | "cuda" | "cuda:N") in this process, after joining the
+    ``torchrun`` process group (if any) with the backend that device needs; "auto" and "cuda" mean this rank's GPU."""
+    resolved = resolve_device(device)
+    info = init_distributed(resolved.type)
+    return device_for_rank(resolved, info.local_rank), info
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -261,9 +257,7 @@ class Trainer:
         self.progress = progress
         self.desc = desc
         self.on_step = on_step
-        want = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dist = init_distributed(want)
-        self.device = pick_device(device, self.dist)
+        self.device, self.dist = distributed_device(device)
         if config.batch_size % self.dist.world_size:
             raise E3D2Error(f"batch_size {config.batch_size} is not divisible by the {self.dist.world_size} "
                             "processes; pick a multiple of the world size")
