@@ -33,22 +33,34 @@ def pool_features(tracks: list[np.ndarray], *, fixed: bool = False):
     return np.stack([k for k, _ in pairs]), np.stack([g for _, g in pairs])
 
 
+def set_metrics(pred_k, pred_g, ref_k, ref_g) -> dict:
+    """FID_k, FID_g, Div_k, Div_g of a predicted set against a reference set, all already z-scored.
+
+    pred_k, ref_k: (N, 72) and (M, 72) kinetic features; pred_g, ref_g: (N, 32) and (M, 32) geometric ones;
+    N, M >= 2. The formulas are in ``docs/metrics.md`` (Protocol).
+    """
+    return {
+        "fid_k": frechet_distance(pred_k, ref_k),
+        "fid_g": frechet_distance(pred_g, ref_g),
+        "div_k": diversity(pred_k),
+        "div_g": diversity(pred_g),
+    }
+
+
 def feature_metrics(pred_k, pred_g, gt_k, gt_g, *, div_gt=None) -> dict:
-    """FID and diversity from raw features; ``div_gt`` = (div_k_gt, div_g_gt) if already known."""
+    """FID and diversity from raw features, z-scored by the GT pool's statistics.
+
+    pred_k, gt_k: kinetic (N, 72) and (M, 72); pred_g, gt_g: geometric (N, 32) and (M, 32).
+    div_gt: (div_k_gt, div_g_gt) of the normalised GT pool when already known (else computed).
+    """
     mean_k, std_k = pool_statistics(gt_k)
     mean_g, std_g = pool_statistics(gt_g)
     gt_kn, pred_kn = normalize(gt_k, mean_k, std_k), normalize(pred_k, mean_k, std_k)
     gt_gn, pred_gn = normalize(gt_g, mean_g, std_g), normalize(pred_g, mean_g, std_g)
     if div_gt is None:
         div_gt = (diversity(gt_kn), diversity(gt_gn))
-    return {
-        "fid_k": frechet_distance(pred_kn, gt_kn),
-        "fid_g": frechet_distance(pred_gn, gt_gn),
-        "div_k": diversity(pred_kn),
-        "div_g": diversity(pred_gn),
-        "div_k_gt": float(div_gt[0]),
-        "div_g_gt": float(div_gt[1]),
-    }
+    return {**set_metrics(pred_kn, pred_gn, gt_kn, gt_gn), "div_k_gt": float(div_gt[0]),
+            "div_g_gt": float(div_gt[1])}
 
 
 def gt_diversities(gt_k, gt_g):
@@ -64,18 +76,30 @@ def _check_length(track: inputs.Track, joints: np.ndarray, what: str) -> None:
                         f"{MIN_FRAMES}", path=track.path)
 
 
-def sequence_bas(joints: np.ndarray, music_beats: np.ndarray, *, path=None) -> float:
-    """BAS of one 60-fps track; clear errors for a song without beats or a dance without motion beats."""
-    length = len(joints) - 1
-    beats = music_beats[music_beats < length]
+def track_bas(joints: np.ndarray, music_beats: np.ndarray) -> float | None:
+    """BAS of one 60-fps track, or None where it is undefined.
+
+    joints: (T, 24, 3) positions; music_beats: (K,) music-beat frame indices at 60 fps. Only the beats within the
+    first T-1 frames count; None when there is none, or when the dance has no motion beat.
+    """
+    beats = music_beats[music_beats < len(joints) - 1]
     if len(beats) == 0:
+        return None
+    dance = motion_beats(joints)
+    return beat_align_score(beats, dance) if len(dance) else None
+
+
+def sequence_bas(joints: np.ndarray, music_beats: np.ndarray, *, path=None) -> float:
+    """:func:`track_bas`, with a clear error for a song without beats or a dance without motion beats."""
+    score = track_bas(joints, music_beats)
+    if score is not None:
+        return score
+    length = len(joints) - 1
+    if not (music_beats < length).any():
         raise E3D2Error(f"no music beats within the dance's first {length} frames (60 fps): BAS undefined",
                         path=path)
-    dance = motion_beats(joints)
-    if len(dance) == 0:
-        raise E3D2Error("the dance has no motion beats (its smoothed joint speed has no local minimum): "
-                        "BAS undefined", path=path)
-    return beat_align_score(beats, dance)
+    raise E3D2Error("the dance has no motion beats (its smoothed joint speed has no local minimum): "
+                    "BAS undefined", path=path)
 
 
 def _gt_pool(gt_folder, *, fmt, fps, fixed, cache_path, notes: list[str]) -> dict:

@@ -19,16 +19,10 @@ import numpy as np
 import torch
 
 from e3d2_core.errors import E3D2Error
-from e3d2_core.fileio import atomic_open, atomic_path
+from e3d2_core.fileio import atomic_path
 from e3d2_core.skeleton import forward_kinematics_torch
-from e3d2_core.training import stages
-from e3d2_core.training.stages import Stage, StageOptions, register_stage
-
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w") as handle:
-        json.dump(data, handle, indent=2)
+from e3d2_core.training.stage_common import (OUTPUTS, StageOptions, apply_threads, load_split, load_stage_output,
+                                             load_vqvae, model_class, save_stage_output, stage_device, write_json)
 
 
 def _save_torch(path: Path, data: dict) -> None:
@@ -46,9 +40,9 @@ def _load_torch(path: Path):
 
 def _models(run_dir: Path, device):
     """(vqvae, π_BC, bc bundle) of a run."""
-    vqvae, _ = stages.load_vqvae(run_dir, device)
-    bc = stages.load_stage_output(run_dir, "bc")
-    policy = stages.model_class("policy")(dict(bc["policy"]["config"]))
+    vqvae, _ = load_vqvae(run_dir, device)
+    bc = load_stage_output(run_dir, "bc")
+    policy = model_class("policy")(dict(bc["policy"]["config"]))
     policy.load_state_dict(bc["policy"]["state_dict"])
     return vqvae, policy.to(device).eval(), bc
 
@@ -56,9 +50,9 @@ def _models(run_dir: Path, device):
 def _songs(config: dict, max_steps: int | None):
     from e3d2_core.training.demos import songs_from_shards
 
-    train = [stages.load_split(config, "train")]
-    val = stages.load_split(config, "val", required=False)
-    test = stages.load_split(config, "test", required=False)
+    train = [load_split(config, "train")]
+    val = load_split(config, "val", required=False)
+    test = load_split(config, "test", required=False)
     songs = songs_from_shards(train + ([val] if val else []), test, max_steps=max_steps)
     if not any(s.split == "held_out" for s in songs):       # no test split: hold the last training song out
         train_songs = [s for s in songs if s.split == "train"]
@@ -80,8 +74,8 @@ def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
     takes = int(cfg["takes"])
     # held-out takes only validate R_θ; more of them narrow its accuracy's interval at little cost (one song)
     held_takes = max(takes, int(cfg["held_out_takes"] or takes))
-    stages.apply_threads(config)
-    device = stages.stage_device(config, options)
+    apply_threads(config)
+    device = stage_device(config, options)
     vqvae, policy, bc = _models(run_dir, device)
     songs, train, _ = _songs(config, cfg["max_steps"])
     rng = np.random.default_rng(int(cfg["seed"]))
@@ -106,8 +100,8 @@ def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
         write_demo_shard(out_dir / name, **demo, music_id=song.music_id, split=song.split, fps=vqvae.fps)
         if options.progress:
             print(f"demos: {k + 1}/{len(songs)} {song.split} {song.music_id} ({len(song.music)} steps)")
-    output = run_dir / stages.STAGES["demos"].output
-    _write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": takes,
+    output = run_dir / OUTPUTS["demos"]
+    write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": takes,
                          "held_out_takes": held_takes,
                          "temperature": float(cfg["temperature"]),
                          "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
@@ -296,9 +290,9 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
                  "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0,
                  "ema": 0.0, **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
-    stages.apply_threads(config)
+    apply_threads(config)
     torch.manual_seed(seed)
-    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    index = json.loads((run_dir / OUTPUTS["demos"]).read_text())
     fps = float(index["fps"])
     demos = load_demos(run_dir)
     music_dim = demos[0]["music"].shape[1]
@@ -307,8 +301,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     if not train or not held:
         raise E3D2Error("R_θ needs demonstrations on training and on held-out music", path=run_dir)
     # corrupted pairs: the real training dances, and the least-noisy demonstrations
-    train_shard = stages.load_split(config, "train")
-    test_shard = stages.load_split(config, "test", required=False)
+    train_shard = load_split(config, "train")
+    test_shard = load_split(config, "test", required=False)
     real_train = _real_motions(train_shard, fps)
     best_eps = min(float(e) for e in index["eps"])
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
@@ -320,7 +314,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     # π_BC's takes have no timing of their own to break: only the motion corruptions
     plain = tuple(k for k in kinds if k != "offbeat")
     extra += corruption_groups(demo_clean, fps, model.features, seed + 1, plain) if plain else []
-    val_shard = stages.load_split(config, "val", required=False)
+    val_shard = load_split(config, "val", required=False)
     real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), model.features)
                    if train_cfg["real_pairs"] else [])
     extra += real_groups
@@ -345,7 +339,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     eval_len = min(eval_len, min(g.steps for g in held))     # short held-out songs (tiny test data)
     short_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
     held_select, held_test = split_takes(held)
-    model.to(stages.stage_device(config, options))     # trains on the GPU when there is one; judged on the CPU below
+    model.to(stage_device(config, options))     # trains on the GPU when there is one; judged on the CPU below
     state = train_trex(model, train, held_select, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
@@ -376,16 +370,16 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
         "held_out_music": sorted({g.name for g in held}), "eval_snippet_steps": eval_len,
         "eval_snippet_seconds": eval_len * model.step_seconds, "short_snippet_steps": short_len,
     }
-    _write_json(work / "history.json", state["history"])
-    _write_json(work / "summary.json", summary)
+    write_json(work / "history.json", state["history"])
+    write_json(work / "summary.json", summary)
     if state["history"]:
         plot_accuracy(state["history"], work / "accuracy.png")
-    bc = stages.load_stage_output(run_dir, "bc")
+    bc = load_stage_output(run_dir, "bc")
     entry = reward_entry(model, policy_fingerprint=policy_fingerprint(bc["policy"]["state_dict"]),
                          music_kind=str(index["music_kind"]), note="T-REX on ε-ranked π_BC demonstrations",
                          metrics={"reward_accuracy": summary["reward_accuracy"]})
-    output = run_dir / stages.STAGES["reward"].output
-    stages.save_stage_output(output, {"reward": entry})
+    output = run_dir / OUTPUTS["reward"]
+    save_stage_output(output, {"reward": entry})
     return output
 
 
@@ -400,18 +394,18 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
     name = "rl" if kind == "learned" else "rl_hand"
     work = run_dir / name
     cfg = {"checkpoint_every": 10, "eval_steps": 400, **config.get("rl", {}), "reward": kind}
-    stages.apply_threads(config)
+    apply_threads(config)
     torch.manual_seed(int(cfg.get("seed", 0)))
-    device = stages.stage_device(config, options)
+    device = stage_device(config, options)
     vqvae, policy, bc = _models(run_dir, device)
-    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+    reward_model = reward_from_entry(load_stage_output(run_dir, "reward")["reward"],
                                      policy_state=bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
-    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    index = json.loads((run_dir / OUTPUTS["demos"]).read_text())
     demos = load_demos(run_dir)
     songs = [Song(d["music_id"], d["music"], d["split"]) for d in demos]
     train_songs = [s for s in songs if s.split == "train"]
     held_songs = [s for s in songs if s.split == "held_out"]
-    train_shard = stages.load_split(config, "train")
+    train_shard = load_split(config, "train")
     seeds = seed_codes_from(vqvae, train_shard.sequences, 8, np.random.default_rng(0), device)
     mean, std = bc["music"]["mean"], bc["music"]["std"]
     beat_column = BEAT_COLUMN[str(index["music_kind"])]
@@ -437,7 +431,7 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
     summary_path = work / "summary.json"
     before = json.loads(summary_path.read_text())["before"] if summary_path.is_file() and options.resume \
         else evaluate()
-    _write_json(summary_path, {"before": before})
+    write_json(summary_path, {"before": before})
     snapshots = sorted(int(s) for s in cfg.get("snapshot_steps", []))
     while runner.iteration_count < int(cfg["iterations"]):
         steps_before = runner.interaction_steps
@@ -456,12 +450,12 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
         if runner.iteration_count % int(cfg["checkpoint_every"]) == 0:
             _save_torch(state_path, runner.state())
     after = evaluate()
-    _write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
+    write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
                                "reward_stats": list(runner.stats or []), "reward": kind,
                                "rl_music": "training music (every song except the held-out one)"})
-    output = run_dir / stages.STAGES[name].output
+    output = run_dir / OUTPUTS[name]
     policy_cfg = dict(bc["policy"]["config"])
-    stages.save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
+    save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
                                                     "reward": kind, "interaction_steps": runner.interaction_steps}})
     return output
 
@@ -474,23 +468,3 @@ def run_rl(config: dict, run_dir: Path, options: StageOptions) -> Path:
 def run_rl_hand(config: dict, run_dir: Path, options: StageOptions) -> Path:
     """The Table 3 ablation: the same RL against the hand-designed reward (beat alignment + orientation)."""
     return _rl(config, run_dir, options, "hand")
-
-
-register_stage(Stage("demos", run_demos, "demos.json", needs=("vqvae", "bc"), order=30,
-                     help="ε-ranked demonstrations: π_BC rolled out with token-level ε-greedy noise"))
-register_stage(Stage("reward", run_reward, "reward.pt", needs=("demos",), bundle_keys=("reward",), order=40,
-                     help="reward model R_θ by T-REX on time-aligned snippet pairs"))
-register_stage(Stage("rl", run_rl, "rl.pt", needs=("reward",), bundle_keys=("policy_rl",), order=50,
-                     help="π_RL: PPO against R_θ with a KL guard to π_BC"))
-register_stage(Stage("rl_hand", run_rl_hand, "rl_hand.pt", needs=("reward",), order=55,
-                     help="Table 3 ablation: the same RL with the hand-designed reward"))
-
-
-def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    from e3d2_core.training.report import run_report
-
-    return run_report(config, run_dir, options)
-
-
-register_stage(Stage("report", _run_report, "report.json", needs=("rl",), order=80,
-                     help="the paper's Tables 1, 3, 4 and Figure 3 on the run's held-out music"))

@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from e3d2_core.metrics.evaluate import pool_features, set_metrics, track_bas
+from e3d2_core.metrics.fid import normalize, pool_statistics
 from e3d2_core.skeleton import forward_kinematics_torch
+from e3d2_core.training.stage_common import OUTPUTS, load_split, load_stage_output, load_vqvae, model_class
 
 WINDOW_SECONDS = 5.0
 METRICS = ("fid_k", "fid_g", "div_k", "div_g", "bas")
@@ -35,24 +38,10 @@ def windows(joints: np.ndarray, size: int) -> list[np.ndarray]:
     return [joints[a:a + size] for a in range(0, len(joints) - size + 1, size)]
 
 
-def features(window_list):
-    from e3d2_core.metrics import geometric_features, kinetic_features
-
-    k = np.stack([kinetic_features(w) for w in window_list])
-    g = np.stack([geometric_features(w) for w in window_list])
-    return k, g
-
-
-def bas_of(window_list, beat_list):
-    from e3d2_core.metrics import beat_align_score, motion_beats
-
-    scores = []
-    for w, beats in zip(window_list, beat_list):
-        beats = beats[beats < len(w) - 1]
-        mb = motion_beats(w)
-        if len(beats) and len(mb):
-            scores.append(beat_align_score(beats, mb))
-    return np.array(scores)
+def bas_of(window_list, beat_list) -> np.ndarray:
+    """(n,) BAS of the windows where it is defined (a music beat and a motion beat in the window)."""
+    scores = [track_bas(w, beats) for w, beats in zip(window_list, beat_list)]
+    return np.array([score for score in scores if score is not None])
 
 
 def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, extra: dict | None = None) -> dict:
@@ -61,8 +50,6 @@ def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, e
     ``extra``: {name: (n,) per-window scores} (e.g. PFC), averaged over the same bootstrap draws of windows as FID
     and Div (NaN windows left out of the mean); each becomes one more metric with its interval.
     """
-    from e3d2_core.metrics import diversity, frechet_distance, normalize
-
     (pk, pg), (rk, rg) = pred, ref
     (mk, sk), (mg, sg) = pool_stats
     nk, ng, rkn, rgn = normalize(pk, mk, sk), normalize(pg, mg, sg), normalize(rk, mk, sk), normalize(rg, mg, sg)
@@ -75,8 +62,7 @@ def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, e
         return float(values.mean()) if len(values) else None
 
     def compute(idx, bas_idx):
-        out = {"fid_k": float(frechet_distance(nk[idx], rkn)), "fid_g": float(frechet_distance(ng[idx], rgn)),
-               "div_k": float(diversity(nk[idx])), "div_g": float(diversity(ng[idx])),
+        out = {**set_metrics(nk[idx], ng[idx], rkn, rgn),
                "bas": float(bas_scores[bas_idx].mean()) if len(bas_scores) else None}
         out.update({name: mean_finite(v[idx]) for name, v in extra.items()})
         return out
@@ -216,7 +202,7 @@ class Evaluation:
         if pfc:
             from e3d2_core.metrics import pfc_score
             extra = {"pfc": [pfc_score(w, self.fps) for w, _ in wins]}
-        return metric_table(features([w for w, _ in wins]), self.ref, self.stats,
+        return metric_table(pool_features([w for w, _ in wins]), self.ref, self.stats,
                             bas_of([w for w, _ in wins], [b for _, b in wins]), self.rng, self.resamples, extra)
 
     @property
@@ -224,8 +210,7 @@ class Evaluation:
         return [seq.music for seq in self.test.sequences for _ in range(self.per_sequence)]
 
     def policy(self, state):
-        from e3d2_core.training import stages
-        policy = stages.model_class("policy")(dict(self.bc["policy"]["config"]))
+        policy = model_class("policy")(dict(self.bc["policy"]["config"]))
         policy.load_state_dict(state)
         return policy
 
@@ -237,21 +222,19 @@ class Evaluation:
 def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) -> Evaluation:
     """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring)."""
     from e3d2_core.generation import DEFAULT_TEMPERATURE
-    from e3d2_core.metrics import pool_statistics
-    from e3d2_core.training import stages
     from e3d2_core.training.hand_reward import BEAT_COLUMN
 
     run_dir = Path(run_dir)
     report_cfg = config.get("report", {})
     resamples = int(report_cfg.get("resamples", 200))
-    vqvae, _ = stages.load_vqvae(run_dir, torch.device("cpu"))
-    bc = stages.load_stage_output(run_dir, "bc")
+    vqvae, _ = load_vqvae(run_dir, torch.device("cpu"))
+    bc = load_stage_output(run_dir, "bc")
     fps, per_step = float(vqvae.fps), int(vqvae.downsample)
     size = int(round(WINDOW_SECONDS * fps))
     beat_column = BEAT_COLUMN[str(bc["music"]["kind"])]
-    train = stages.load_split(config, "train")
-    val = stages.load_split(config, "val", required=False)
-    test = stages.load_split(config, "test", required=False) or val
+    train = load_split(config, "train")
+    val = load_split(config, "val", required=False)
+    test = load_split(config, "test", required=False) or val
     exact = test.has_beats and train.has_beats
     notes = []
     if not exact:
@@ -263,12 +246,12 @@ def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) ->
     real_test = [(_joints(s.poses, s.trans), sequence_beats(s, beat_column, per_step)) for s in test.sequences]
     real_all = [_joints(s.poses, s.trans) for s in train.sequences] + [j for j, _ in real_test]
     pool = [w for j in real_all for w in windows(j, size)]
-    pk, pg = features(pool)
+    pk, pg = pool_features(pool)
     ev = Evaluation(vqvae, bc, fps, per_step, size, beat_column, train, val, test, real_test,
                     (pool_statistics(pk), pool_statistics(pg)), (None, None),
                     rng if rng is not None else np.random.default_rng(0), resamples, exact, notes,
                     float(report_cfg.get("temperature", DEFAULT_TEMPERATURE)), int(report_cfg.get("samples", 4)))
-    ev.ref = features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
+    ev.ref = pool_features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
     return ev
 
 
@@ -288,7 +271,6 @@ def reward_per_minute(reward_model, joint_list, music_list, rng, resamples: int 
 
 
 def build_report(config: dict, run_dir: Path) -> dict:
-    from e3d2_core.training import stages
     from e3d2_core.training.demos import load_demos
 
     run_dir = Path(run_dir)
@@ -297,7 +279,7 @@ def build_report(config: dict, run_dir: Path) -> dict:
     test_beats = ev.generated_beats
     from e3d2_core.scoring import reward_from_entry
 
-    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+    reward_model = reward_from_entry(load_stage_output(run_dir, "reward")["reward"],
                                      policy_state=ev.bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
     returns = {"gt": reward_per_minute(reward_model, [j for j, _ in ev.real_test],
                                        [s.music for s in ev.test.sequences], ev.rng, ev.resamples)}
@@ -308,7 +290,7 @@ def build_report(config: dict, run_dir: Path) -> dict:
     table3 = [{"reward": "learned", "steps": 0, **(table1["bc"] or {})},
               {"reward": "hand", "steps": 0, **(table1["bc"] or {})}]
     for name, reward in (("rl", "learned"), ("rl_hand", "hand")):
-        out_path = run_dir / stages.STAGES[name].output
+        out_path = run_dir / OUTPUTS[name]
         if not out_path.is_file():
             continue
         snaps = sorted((run_dir / name / "snapshots").glob("steps_*.pt"), key=lambda p: int(p.stem[6:]))
@@ -363,10 +345,9 @@ def build_report(config: dict, run_dir: Path) -> dict:
 
 def run_report(config: dict, run_dir: Path, options) -> Path:
     from e3d2_core.fileio import atomic_open
-    from e3d2_core.training import stages
 
     report = build_report(config, run_dir)
-    output = Path(run_dir) / stages.STAGES["report"].output
+    output = Path(run_dir) / OUTPUTS["report"]
     with atomic_open(output, "w") as handle:
         json.dump(report, handle, indent=2)
     return output
