@@ -1,6 +1,9 @@
+import pytest
 import torch
 
 from conftest import TINY_VQVAE, synthetic_dance
+from e3d2_core.errors import E3D2Error
+from e3d2_core.models.policy import DancePolicy
 from e3d2_core.models.vqvae import ChoreographicMemory, decoder_reach
 
 
@@ -117,3 +120,14 @@ def test_chunked_decoding_equals_one_shot_decoding():
     assert decoder_reach(model.config) > 1
     pieces = [model.decode_features(up[:, s:s + 5], down[:, s:s + 5])[1] for s in range(0, 37, 5)]
     assert (torch.cat(pieces, 1) - upper).abs().max() > 1e-3
+
+
+def test_bad_model_configs_are_e3d2_errors_that_value_error_callers_still_catch():
+    with pytest.raises(E3D2Error, match=r"unknown VQ-VAE config keys: \['codebok_size'\]"):
+        ChoreographicMemory({"codebok_size": 8})
+    with pytest.raises(E3D2Error, match="downsample must be a power of 2"):
+        ChoreographicMemory({"downsample": 6})
+    with pytest.raises(E3D2Error, match=r"unknown policy config keys: \['n_layers'\]"):
+        DancePolicy({"n_layers": 2})
+    with pytest.raises(ValueError, match="n_embd must be a multiple of n_head"):     # E3D2Error is a ValueError
+        DancePolicy({"n_embd": 10, "n_head": 4})

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3d2_core.errors import E3D2Error
+
 DEFAULT_CONFIG = {
     "n_layer": 12,
     "n_head": 12,
@@ -45,10 +47,10 @@ def make_config(config: dict | None) -> dict:
     config = dict(config or {})
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
-        raise ValueError(f"unknown policy config keys: {sorted(unknown)}")
+        raise E3D2Error(f"unknown policy config keys: {sorted(unknown)}")
     out = {**DEFAULT_CONFIG, **config}
     if out["n_embd"] % out["n_head"]:
-        raise ValueError("n_embd must be a multiple of n_head")
+        raise E3D2Error("n_embd must be a multiple of n_head")
     return out
 
 

@@ -20,9 +20,21 @@ import torch
 
 from e3d2_core.errors import E3D2Error
 from e3d2_core.fileio import atomic_path
+from e3d2_core.generation import DEFAULT_TEMPERATURE
 from e3d2_core.skeleton import forward_kinematics_torch
+from e3d2_core.training.demos import DEFAULT_EPS
 from e3d2_core.training.stage_common import (OUTPUTS, StageOptions, apply_threads, load_split, load_stage_output,
                                              load_vqvae, model_class, save_stage_output, stage_device, write_json)
+
+# Each section's keys and defaults (docs/e3d2.md explains them); a config key outside these is refused on loading.
+DEMOS_DEFAULTS = {"eps": DEFAULT_EPS, "takes": 4, "max_steps": None, "seed": 0, "temperature": DEFAULT_TEMPERATURE,
+                  "held_out_takes": None}
+REWARD_TRAIN_DEFAULTS = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
+                         "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
+                         "corruptions": ("noise", "shuffle", "slow", "loop"), "real_pairs": True,
+                         "noise_probe": 0.0, "ema": 0.0}
+# rl: rl.DEFAULTS (the runner's) plus what the stage itself reads; "eval_temperature" defaults to rl.temperature
+RL_STAGE_DEFAULTS = {"checkpoint_every": 10, "eval_steps": 400, "eval_starts": 4}
 
 
 def _save_torch(path: Path, data: dict) -> None:
@@ -65,12 +77,10 @@ def _songs(config: dict, max_steps: int | None):
 # ---------------------------------------------------------------------------------------------- demos
 def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
     """Roll π_BC out at every ε on every song (training and held-out), one batched pass per song."""
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
-    from e3d2_core.training.demos import DEFAULT_EPS, generate_song_demos, seed_codes_from, write_demo_shard
+    from e3d2_core.training.demos import generate_song_demos, seed_codes_from, write_demo_shard
 
     run_dir = Path(run_dir)
-    cfg = {"eps": list(DEFAULT_EPS), "takes": 4, "max_steps": None, "seed": 0, "temperature": DEFAULT_TEMPERATURE,
-           "held_out_takes": None, **config.get("demos", {})}
+    cfg = {**DEMOS_DEFAULTS, **config.get("demos", {})}
     takes = int(cfg["takes"])
     # held-out takes only validate R_θ; more of them narrow its accuracy's interval at little cost (one song)
     held_takes = max(takes, int(cfg["held_out_takes"] or takes))
@@ -285,10 +295,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     run_dir = Path(run_dir)
     work = run_dir / "reward"
     cfg = config.get("reward", {})
-    train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
-                 "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
-                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0,
-                 "ema": 0.0, **cfg.get("train", {})}
+    train_cfg = {**REWARD_TRAIN_DEFAULTS, **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
     apply_threads(config)
     torch.manual_seed(seed)
@@ -393,7 +400,7 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
     run_dir = Path(run_dir)
     name = "rl" if kind == "learned" else "rl_hand"
     work = run_dir / name
-    cfg = {"checkpoint_every": 10, "eval_steps": 400, **config.get("rl", {}), "reward": kind}
+    cfg = {**RL_STAGE_DEFAULTS, **config.get("rl", {}), "reward": kind}
     apply_threads(config)
     torch.manual_seed(int(cfg.get("seed", 0)))
     device = stage_device(config, options)
@@ -423,7 +430,7 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
         for music, songs_ in (("held_out", held_songs), ("train", train_songs[:2])):
             returns = evaluate_returns(runner.policy, vqvae, songs_, mean, std, seeds, reward_model=reward_model,
                                        kinds=("learned", "hand"), beat_column=beat_column,
-                                       max_steps=int(cfg["eval_steps"]), starts=int(cfg.get("eval_starts", 4)),
+                                       max_steps=int(cfg["eval_steps"]), starts=int(cfg["eval_starts"]),
                                        temperature=float(cfg.get("eval_temperature", runner.cfg["temperature"])))
             out.update({f"{music}_{kind}": value for kind, value in returns.items()})
         return out

@@ -23,6 +23,11 @@ from e3d2_core.training.stage_common import (OUTPUTS, StageOptions, apply_thread
                                              write_json)
 from e3d2_core.training.trainer import TrainConfig, Trainer, default_collate, seed_everything
 
+# The ``data`` sections' keys and defaults: vqvae windows in frames (4 s every 40 frames at 60 fps); bc windows in
+# code steps (2 x band + 1 at the default band 28, one starting at every step).
+VQVAE_DATA_DEFAULTS = {"window": 240, "stride": 40}
+BC_DATA_DEFAULTS = {"length": 57, "stride": 1}
+
 
 def _write_config(work_dir: Path, config: dict) -> None:
     import yaml
@@ -66,8 +71,8 @@ def run_vqvae(config: dict, run_dir: Path, options: StageOptions) -> Path:
     apply_threads(config)
     seed_everything(int(config.get("seed", 0)))
     train = load_split(config, "train")
-    window_cfg = config_section(config, "vqvae", "data")
-    window, stride = int(window_cfg.get("window", 240)), int(window_cfg.get("stride", 40))
+    window_cfg = {**VQVAE_DATA_DEFAULTS, **config_section(config, "vqvae", "data")}
+    window, stride = int(window_cfg["window"]), int(window_cfg["stride"])
     dataset = shards.MotionWindows(train.sequences, window, stride)
     if len(dataset) == 0:
         raise E3D2Error(f"no training sequence is {window} frames long; lower vqvae.data.window")
@@ -138,8 +143,8 @@ def run_bc(config: dict, run_dir: Path, options: StageOptions) -> Path:
         music = [((s.music - mean) / std).astype(np.float32) for s in shard.sequences]
         return ups, downs, music
 
-    window_cfg = config_section(config, "bc", "data")
-    length, stride = int(window_cfg.get("length", 57)), int(window_cfg.get("stride", 1))
+    window_cfg = {**BC_DATA_DEFAULTS, **config_section(config, "bc", "data")}
+    length, stride = int(window_cfg["length"]), int(window_cfg["stride"])
     ups, downs, music = prepared(train)
     dataset = shards.CodeWindows(ups, downs, music, length, stride)
     if len(dataset) == 0:

@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from e3d2_core.generation import DEFAULT_TEMPERATURE
 from e3d2_core.metrics.evaluate import pool_features, set_metrics, track_bas
 from e3d2_core.metrics.fid import normalize, pool_statistics
 from e3d2_core.skeleton import forward_kinematics_torch
 from e3d2_core.training.stage_common import OUTPUTS, load_split, load_stage_output, load_vqvae, model_class
 
 WINDOW_SECONDS = 5.0
+# the config's ``report`` section: bootstrap resamples, and the decoding of the generated dances
+REPORT_DEFAULTS = {"resamples": 200, "temperature": DEFAULT_TEMPERATURE, "samples": 4}
 METRICS = ("fid_k", "fid_g", "div_k", "div_g", "bas")
 
 
@@ -221,12 +224,11 @@ class Evaluation:
 
 def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) -> Evaluation:
     """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring)."""
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
     from e3d2_core.training.hand_reward import BEAT_COLUMN
 
     run_dir = Path(run_dir)
-    report_cfg = config.get("report", {})
-    resamples = int(report_cfg.get("resamples", 200))
+    report_cfg = {**REPORT_DEFAULTS, **config.get("report", {})}
+    resamples = int(report_cfg["resamples"])
     vqvae, _ = load_vqvae(run_dir, torch.device("cpu"))
     bc = load_stage_output(run_dir, "bc")
     fps, per_step = float(vqvae.fps), int(vqvae.downsample)
@@ -250,7 +252,7 @@ def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) ->
     ev = Evaluation(vqvae, bc, fps, per_step, size, beat_column, train, val, test, real_test,
                     (pool_statistics(pk), pool_statistics(pg)), (None, None),
                     rng if rng is not None else np.random.default_rng(0), resamples, exact, notes,
-                    float(report_cfg.get("temperature", DEFAULT_TEMPERATURE)), int(report_cfg.get("samples", 4)))
+                    float(report_cfg["temperature"]), int(report_cfg["samples"]))
     ev.ref = pool_features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
     return ev
 

@@ -22,6 +22,7 @@ from typing import Callable
 from e3d2_core.errors import E3D2Error
 from e3d2_core.skeleton import default_skeleton
 from e3d2_core.training import e3d2_stages, generator_stages, report
+from e3d2_core.training.config_keys import CONFIG_KEYS, check_config
 # the helpers callers of this module use, re-exported from where they live
 from e3d2_core.training.stage_common import (BUNDLE_FORMAT, BUNDLE_VERSION, MODEL_CLASSES, OUTPUTS,  # noqa: F401
                                              StageOptions, data_dir, is_main_process, load_split,
@@ -30,6 +31,8 @@ from e3d2_core.training.stage_common import (BUNDLE_FORMAT, BUNDLE_VERSION, MODE
 
 @dataclass(frozen=True)
 class Stage:
+    """One step of the pipeline: ``run(config, run_dir, options)`` writes ``output`` (last) and returns its path."""
+
     name: str
     run: Callable[[dict, Path, StageOptions], Path]
     output: str                      # file in the run folder that marks the stage as done
@@ -78,6 +81,11 @@ def run_all(config: dict, run_dir: Path, options: StageOptions) -> list[str]:
 
 
 def run_stage(name: str, config: dict, run_dir: Path, options: StageOptions) -> Path:
+    """Run stage ``name`` into ``run_dir`` once the stages it needs have finished; returns its output path.
+
+    The config is checked first: an unknown key is an error (``config_keys.check_config``).
+    """
+    check_config(config)
     if name not in STAGES:
         raise E3D2Error(f"unknown training stage '{name}'; known: {', '.join(STAGES)}")
     stage = STAGES[name]
@@ -118,4 +126,5 @@ def register_stage(stage: Stage) -> Stage:
     """Add (or replace) a stage at run time; ``e3d2 train NAME`` and ``e3d2 train all`` pick it up."""
     STAGES[stage.name] = stage
     OUTPUTS[stage.name] = stage.output
+    CONFIG_KEYS.setdefault(stage.name, None)      # its config section is the stage's own to check
     return stage
