@@ -1,4 +1,4 @@
-"""The evaluation protocol of Bailando/E3D2 (SPEC §7): FID_k, FID_g, Div_k, Div_g, BAS, plus EDGE's PFC.
+"""The evaluation protocol of Bailando/E3D2 (docs/metrics.md): FID_k, FID_g, Div_k, Div_g, BAS, plus EDGE's PFC.
 
 * Ground-truth pool: every file of the GT folder, full length, made relative to frame 0's root.
 * Predictions: the first ``crop`` frames at 60 fps (1200 = 20 s), made relative to frame 0's root.

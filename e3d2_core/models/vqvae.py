@@ -1,4 +1,4 @@
-"""Choreographic memory: two VQ-VAEs (upper and lower body) with a root branch (SPEC §3, adapted).
+"""Choreographic memory: two VQ-VAEs (upper and lower body) with a root branch (docs/models.md).
 
 Read top to bottom: config -> residual conv blocks -> encoder / decoder -> EMA codebook -> the model.
 

@@ -65,7 +65,7 @@ def _train_model(model, dataset, config: dict, section: str, work_dir: Path, opt
 
 # ---------------------------------------------------------------------------------------------- vqvae
 def run_vqvae(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    """Train the choreographic memory on motion windows (SPEC §3) and write ``vqvae.pt``."""
+    """Train the choreographic memory on motion windows (docs/models.md) and write ``vqvae.pt``."""
     run_dir = Path(run_dir)
     work = run_dir / "vqvae"
     apply_threads(config)
@@ -126,7 +126,7 @@ def encode_sequences(vqvae, sequences: list[shards.Sequence], ratio: int, device
 
 # ---------------------------------------------------------------------------------------------- bc
 def run_bc(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    """Behaviour cloning of the policy on (music, up, down) code windows (SPEC §4) and write ``bc.pt``."""
+    """Behaviour cloning of the policy on (music, up, down) code windows (docs/models.md) and write ``bc.pt``."""
     run_dir = Path(run_dir)
     work = run_dir / "bc"
     apply_threads(config)

@@ -10,7 +10,7 @@ Evaluation protocol (documented in docs/e3d2.md):
   barely moves (0.22 m/s mean joint speed against 1.27 for the real dance), which no metric should reward.
 * FID_k / FID_g against the windows of the held-out real motion, z-scored by the statistics of all real windows
   (train + test); Div over the normalised generated windows; BAS per window with the **exact music beats** the
-  shards store (``beat_frames``: the song's beats at the motion fps, SPEC §7), averaged. Shards written before
+  shards store (``beat_frames``: the song's beats at the motion fps, docs/metrics.md), averaged. Shards written before
   they existed fall back to the code-rate beat column (beats placed at each step's first frame) and the report's
   ``protocol.music_beats`` and a note on stderr say so (``prepare_bundled.py --add-beats DIR`` upgrades them).
 * 95 % intervals: percentile bootstrap over windows (200 resamples).
