@@ -45,8 +45,12 @@ CONFIG_KEYS: dict = {
 def check_config(config: dict, source=None) -> None:
     """Refuse a key that no stage reads.
 
-    config: the parsed YAML mapping. source: the file it came from (named in the message), or None for a config
-    built in code. Raises E3D2Error "unknown key 'X' in section 'bc.train' of FILE; known: ...".
+    Parameters
+    ----------
+    config : the parsed YAML mapping.
+    source : the file it came from (named in the message), or None for a config built in code.
+
+    Raises E3D2Error "unknown key 'X' in section 'bc.train' of FILE; known: ..." for the first unknown key.
     """
     where = f"of {source}" if source is not None else "of the config"
     _check(config, CONFIG_KEYS, (), where)

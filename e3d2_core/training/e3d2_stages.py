@@ -1,14 +1,10 @@
 """The E3D2 stages of the pipeline: demos -> reward -> rl (and rl_hand, the Table 3 ablation).
 
-Registered in :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs, checkpoints as it
-goes (a killed stage resumes), and writes its done-marker last. Config sections (all keys optional)::
-
-    demos:  {eps: [0.02, 0.25, 0.5, 0.75, 1.0], takes: 4, max_steps: 480, seed: 0, temperature: 0.7}
-    reward: {model: {hidden, layers, kernel, dropout, ensemble},
-             train: {steps, batch, lr, min_len, max_len, eval_every, patience, reward_l2, corrupt_fraction},
-             seed: 0}
-    rl:     {iterations, songs, takes, window, temperature, lr, clip, ppo_epochs, gamma, kl, eval_every,
-             checkpoint_every, eval_steps, snapshot_steps: [...], orientation_weight}
+Listed in the registry of :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs,
+checkpoints as it goes (a killed stage resumes), and writes its done-marker last. Their config sections
+(``demos``, ``reward``, ``rl``; every key optional) have the defaults below, in
+:data:`e3d2_core.training.rl.DEFAULTS` and in ``models/reward.py``; docs/e3d2.md describes each key and the
+algorithms.
 """
 from __future__ import annotations
 
@@ -125,8 +121,18 @@ def _joints(poses, trans) -> torch.Tensor:
 
 
 def build_groups(demos: list[dict], features):
-    """Ranked groups (one per song) split into training and held-out; ``features`` maps joints (B, T, 24, 3) at
-    the demonstrations' fps to R_θ's step features (``RewardModel.features``)."""
+    """Ranked groups of the demonstrations, one per song (rank = ε, lower is better).
+
+    Parameters
+    ----------
+    demos : demonstration shards (:func:`e3d2_core.training.demos.load_demos`).
+    features : maps joints (B, T, 24, 3) at the demonstrations' fps to R_θ's step features
+        (``RewardModel.features``).
+
+    Returns
+    -------
+    (training groups, held-out groups).
+    """
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     train, held = [], []
@@ -142,11 +148,19 @@ def build_groups(demos: list[dict], features):
 
 
 def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
-    """Held-out groups in two halves by alternating takes of each rank: (select, test).
+    """Held-out groups in two halves by alternating takes of each rank.
 
     Early stopping picks R_θ on ``select``; the reported accuracy is measured on ``test``, takes the choice never
-    saw (picking the best of many evaluations on the same takes flatters it). Groups with fewer than
-    ``min_takes`` takes of some rank are used whole for both.
+    saw (picking the best of many evaluations on the same takes flatters it).
+
+    Parameters
+    ----------
+    groups : ranked groups.
+    min_takes : a group with fewer takes of some rank is used whole for both halves.
+
+    Returns
+    -------
+    (select, test) lists of groups.
     """
     from e3d2_core.training.trex import RankedGroup
 
@@ -166,9 +180,18 @@ def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
 
 def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, features, seed: int,
                       kinds=None, beat_column: int | None = None):
-    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3) at ``fps``, music (N,D)), one per
-    ``kinds`` (default: every kind of :mod:`e3d2_core.training.corrupt`). "offbeat" needs the music's beat
-    one-hot column ``beat_column`` (raw features) and is left out for music with fewer than two beats."""
+    """Clean (rank 0) against corrupted (rank 1) copies of real motion, one group per motion.
+
+    Parameters
+    ----------
+    motions : (joints (T, 24, 3) metres at ``fps``, raw music (N, D) at the code rate) pairs.
+    fps : the motion frame rate.
+    features : R_θ's step features of joints (``RewardModel.features``).
+    seed : seed of the corruptions.
+    kinds : corruption kinds, one corrupted copy each (default: every kind of :mod:`e3d2_core.training.corrupt`).
+    beat_column : the beat one-hot column of the raw music; "offbeat" needs it and is left out for music with
+        fewer than two beats.
+    """
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
@@ -198,11 +221,22 @@ def _beat_period_frames(music: np.ndarray, beat_column: int | None, frames: int)
 
 
 def real_over_policy_groups(demos: list[dict], shards, features, split: str = "train"):
-    """Real dance (rank 0) vs π_BC's least-noisy takes (rank 1) on the same music and time axis: for each
-    demonstration song whose music is a real sequence's (its music id and feature rows match), that dance.
+    """Real dance (rank 0) against π_BC's least-noisy takes (rank 1) on the same music and time axis.
 
     ε-ranked pairs only teach R_θ what makes π_BC's dances worse; these teach it what real dance has that π_BC's
-    lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer."""
+    lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer.
+
+    Parameters
+    ----------
+    demos : demonstration shards.
+    shards : data shards (or None) holding the real sequences.
+    features : R_θ's step features of joints.
+    split : the demonstrations' split to use ("train" or "held_out").
+
+    Returns
+    -------
+    One group per demonstration song whose music is a real sequence's (music id and feature rows match).
+    """
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     groups = []
@@ -228,8 +262,22 @@ def real_over_policy_groups(demos: list[dict], shards, features, split: str = "t
 @torch.no_grad()
 def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None,
                beat_column: int | None = None) -> dict:
-    """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption
-    ("offbeat" only for music whose beat one-hot column ``beat_column`` marks two beats or more)."""
+    """How often R_θ's return ranks real motion above a corrupted copy of it.
+
+    Parameters
+    ----------
+    model : R_θ.
+    motions : (joints (T, 24, 3) at ``fps``, raw music (N, D)) pairs.
+    fps : the motion frame rate.
+    seed : seed of the corruptions.
+    repeats : corrupted copies per motion and kind.
+    kinds : corruption kinds (default: all).
+    beat_column : the music's beat one-hot column; "offbeat" only for music where it marks two beats or more.
+
+    Returns
+    -------
+    {kind: fraction of pairs won by the real motion, or None without a pair}.
+    """
     from e3d2_core.training import corrupt
 
     rng = np.random.default_rng(seed)

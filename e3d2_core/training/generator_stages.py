@@ -30,6 +30,7 @@ BC_DATA_DEFAULTS = {"length": 57, "stride": 1}
 
 
 def _write_config(work_dir: Path, config: dict) -> None:
+    """The config the stage ran with, as ``work_dir/config.yaml`` (``e3d2 report`` and the model card read it)."""
     import yaml
     work_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(work_dir / "config.yaml", "w") as handle:
@@ -54,6 +55,7 @@ def _mean_eval_loss(model, dataset, batch_size: int, device) -> dict:
 
 
 def _train_model(model, dataset, config: dict, section: str, work_dir: Path, options: StageOptions) -> Trainer:
+    """Fit ``model`` on ``dataset`` with the config's ``<section>.train`` settings, checkpointing in ``work_dir``."""
     train_cfg = dict(config_section(config, section, "train"))
     train_cfg.setdefault("seed", int(config.get("seed", 0)))
     trainer = Trainer(model, dataset, TrainConfig.from_dict(train_cfg, where=f"config {section}.train"), work_dir,
@@ -101,11 +103,23 @@ def run_vqvae(config: dict, run_dir: Path, options: StageOptions) -> Path:
 @torch.no_grad()
 def encode_sequences(vqvae, sequences: list[shards.Sequence], ratio: int, device,
                      chunk_codes: int = 512) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Up and down codes of every sequence's whole code steps (``len(seq.music)`` steps each), (N,) int64.
+    """Up and down codes of every sequence's whole code steps.
 
     Whole sequences are encoded (in chunks of ``chunk_codes`` steps for memory), not 240-frame windows as
     Bailando does on the fly: the encoder is convolutional, so the codes differ only near chunk edges, and
     encoding once makes a BC epoch cost no VQ-VAE passes.
+
+    Parameters
+    ----------
+    vqvae : the trained ChoreographicMemory, on ``device``.
+    sequences : shard sequences; sequence i has N_i = ``len(seq.music)`` code steps.
+    ratio : motion frames per code step (8).
+    device : where the encoder runs.
+    chunk_codes : code steps encoded at once.
+
+    Returns
+    -------
+    (up codes, down codes): one (N_i,) int64 array per sequence each.
     """
     ups, downs = [], []
     for seq in sequences:

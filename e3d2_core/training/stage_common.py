@@ -60,7 +60,15 @@ def save_stage_output(path: Path, bundle: dict) -> Path:
 
 
 def load_stage_output(run_dir: Path, stage: str) -> dict:
-    """The output bundle of a finished ``stage`` of the run; a clear error when it has not finished."""
+    """The output bundle of a finished stage of the run.
+
+    Parameters
+    ----------
+    run_dir : the run folder.
+    stage : a stage name; its file is ``OUTPUTS[stage]``.
+
+    Raises E3D2Error when the stage has not finished or its file is unreadable.
+    """
     path = Path(run_dir) / OUTPUTS[stage]
     if not path.is_file():
         raise E3D2Error(f"stage '{stage}' has not finished in this run (no {path.name}); run "
@@ -93,7 +101,15 @@ def load_vqvae(run_dir: Path, device) -> tuple[torch.nn.Module, dict]:
 
 # ---------------------------------------------------------------------------------------------- config and data
 def config_section(config: dict, *keys: str) -> dict:
-    """``config[keys[0]][keys[1]]...``; a missing section is an error naming it (e.g. 'bc.train')."""
+    """The section ``config[keys[0]][keys[1]]...``.
+
+    Parameters
+    ----------
+    config : a training config.
+    keys : the path of the section, e.g. ("bc", "train").
+
+    Raises E3D2Error naming the first missing section (e.g. 'bc.train').
+    """
     node = config
     for i, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:
@@ -108,9 +124,17 @@ def data_dir(config: dict) -> Path:
 
 
 def load_split(config: dict, split: str, *, required: bool = True) -> shards.Shard | None:
-    """The ``split`` shard ("train", "val" or "test"), checked against the config's fps and music kind.
+    """A data split's shard, checked against the config's fps and music kind.
 
-    With ``required=False`` a missing shard gives None instead of an error.
+    Parameters
+    ----------
+    config : a training config (``data.dir``, ``fps``, ``music.kind``).
+    split : "train", "val" or "test" (the file ``<data.dir>/<split>.npz``).
+    required : False: a missing shard gives None instead of an error.
+
+    Returns
+    -------
+    The :class:`~e3d2_core.training.data.Shard`, or None.
     """
     path = data_dir(config) / f"{split}.npz"
     if not path.is_file() and not required:
