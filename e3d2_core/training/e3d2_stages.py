@@ -108,10 +108,10 @@ def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
             print(f"demos: {k + 1}/{len(songs)} {song.split} {song.music_id} ({len(song.music)} steps)")
     output = run_dir / OUTPUTS["demos"]
     write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": takes,
-                         "held_out_takes": held_takes,
-                         "temperature": float(cfg["temperature"]),
-                         "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
-                         "music_kind": str(bc["music"]["kind"])})
+                        "held_out_takes": held_takes,
+                        "temperature": float(cfg["temperature"]),
+                        "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
+                        "music_kind": str(bc["music"]["kind"])})
     return output
 
 
@@ -506,12 +506,12 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
             _save_torch(state_path, runner.state())
     after = evaluate()
     write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
-                               "reward_stats": list(runner.stats or []), "reward": kind,
-                               "rl_music": "training music (every song except the held-out one)"})
+                              "reward_stats": list(runner.stats or []), "reward": kind,
+                              "rl_music": "training music (every song except the held-out one)"})
     output = run_dir / OUTPUTS[name]
     policy_cfg = dict(bc["policy"]["config"])
     save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
-                                                    "reward": kind, "interaction_steps": runner.interaction_steps}})
+                                             "reward": kind, "interaction_steps": runner.interaction_steps}})
     return output
 
 
