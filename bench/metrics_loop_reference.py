@@ -1,4 +1,4 @@
-"""Straightforward per-frame loop implementation of the metric definitions (SPEC §7) — the yardstick.
+"""Straightforward per-frame loop implementation of the metric definitions (docs/metrics.md) — the yardstick.
 
 A literal, frame-by-frame and joint-by-joint transcription of the definitions, written for clarity, not speed:
 the vectorised code in ``e3d2_core.metrics`` must give the same numbers (within 1e-6 relative) and is timed

@@ -8,11 +8,11 @@ Frame convention
     on the end of the audio, is dropped.)
 
 Feature sets (``kind``)
-    ``"bailando"``: the 438-d set of SPEC §2 (Bailando's extractor), columns
+    ``"bailando"``: the 438-d set of Bailando's extractor (docs/audio-and-preview.md), columns
         0-19 MFCC (from the mel spectrogram in dB, ref = max), 20-39 ΔMFCC (width 3), 40-51 chroma_cqt of the
         harmonic part (HPSS), 52 onset strength of the percussive part (median over mel bands), 53 beat one-hot
         (``beat_track`` on that onset envelope), 54-437 tempogram of the onset envelope (win 384).
-        ``chroma_cqt`` uses 7 octaves at 30720 Hz (60 fps) and 5 at 3840 Hz (7.5 fps) as in SPEC §2; other rates
+        ``chroma_cqt`` uses 7 octaves at 30720 Hz (60 fps) and 5 at 3840 Hz (7.5 fps) as Bailando does; other rates
         use the most octaves (at most 7) whose top lies safely below Nyquist.
     ``"compact"``: 37 dims for small models, columns
         0-19 MFCC, 20-31 chroma_cqt, 32 onset strength, 33 beat one-hot (all identical to the Bailando columns),
@@ -28,8 +28,8 @@ Feature sets (``kind``)
         code-rate beats, as Bailando's extractor makes them.
 
 Beats
-    ``beat_frames`` are librosa ``beat_track(onset_envelope=...)`` on the *whole* percussive onset envelope (SPEC §2
-    and §7; BAS reads them). Silent or beatless audio gives no beats and tempo 0: features are still returned
+    ``beat_frames`` are librosa ``beat_track(onset_envelope=...)`` on the *whole* percussive onset envelope (BAS reads
+    them: docs/metrics.md). Silent or beatless audio gives no beats and tempo 0: features are still returned
     (the beat columns are 0), but :func:`music_beats` -- used where beats are required -- raises an
     :class:`E3D2Error` that says so. ``bpm``/``beat_offset`` overrides place beats at
     ``beat_offset + k * 60 / bpm`` seconds (k any integer, times inside the song), and the beat columns follow.
@@ -87,7 +87,7 @@ class MusicFeatures:
     beat_frames: np.ndarray  # (K,) int64 frame indices (at `fps`) of the music beats
     tempo: float             # beats per minute (0.0 when no beat was found)
     fps: float
-    kind: str                # "bailando" (438-d, SPEC §2) or "compact" (37-d)
+    kind: str                # "bailando" (438-d) or "compact" (37-d)
     duration: float          # seconds of audio
     audio_hash: str          # sha256 of the file's bytes (cache key, provenance)
     peak: float              # largest |sample| of the mono signal the features were computed from (at 512 * fps)
@@ -213,7 +213,7 @@ def feature_sample_rate(fps: float) -> float:
 
 
 def cqt_octaves(sr: float) -> int:
-    """Octaves of ``chroma_cqt``: 7 at 30720 Hz, 5 at 3840 Hz (SPEC §2); in general the most (<= 7) whose top
+    """Octaves of ``chroma_cqt``: 7 at 30720 Hz, 5 at 3840 Hz (Bailando's); in general the most (<= 7) whose top
     (C1 * 2**n) stays below 0.9 * Nyquist, so librosa's wavelet basis fits."""
     return int(max(1, min(7, math.floor(math.log2(0.45 * sr / _CQT_FMIN)))))
 
@@ -517,7 +517,7 @@ def extract_features(audio, *, fps=60.0, kind="bailando", bpm=None, beat_offset=
                      cache=True, max_seconds=MAX_SECONDS) -> MusicFeatures:
     """Music features of the audio file ``audio`` at ``fps`` frames per second (see the module docstring).
 
-    ``kind``: "bailando" (438-d, SPEC §2; column 53 = beat one-hot) or "compact" (37-d; column 33 = beat).
+    ``kind``: "bailando" (438-d; column 53 = beat one-hot) or "compact" (37-d; column 33 = beat).
     ``bpm``/``beat_offset`` (seconds, default 0) replace the tracked beats by a steady grid; ``beat_times`` (K,)
     seconds replace them by known beats (e.g. a MIDI tempo map's quarter notes). ``cache``: read and write the
     per-user feature cache. Raises :class:`E3D2Error` for bad files or parameters.
@@ -578,7 +578,7 @@ def _with_beat_times(result: MusicFeatures, beat_times) -> MusicFeatures:
 
 
 def music_beats(audio, *, fps=60.0) -> np.ndarray:
-    """(K,) int64 music-beat frame indices at ``fps``, as SPEC §2/§7 define them for BAS: librosa ``beat_track``
+    """(K,) int64 music-beat frame indices at ``fps``, as docs/metrics.md defines them for BAS: librosa ``beat_track``
     on the percussive onset envelope (median over mel bands) at sr = 512 * fps.
 
     Uses cached features of either kind when present (both kinds share the beats). Raises :class:`E3D2Error`

@@ -1,7 +1,7 @@
 """One-file model bundles: configs, weights, music normalisation, skeleton and version, saved atomically and
 loaded safely.
 
-A bundle is a plain dict (``MODEL_CONTRACT.md``)::
+A bundle is a plain dict (docs/models.md, Checkpoints)::
 
     {"format": "e3d2-bundle", "version": 1, "code_version": str,
      "music": {"kind": str, "fps": float, "mean": (D,) tensor, "std": (D,) tensor},

@@ -2,7 +2,7 @@
 
 Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loading and the checkpoint.
 
-* Step i feeds (music frame i+1, up code i, down code i) and samples code i+1 (SPEC §4's alignment), so N music
+* Step i feeds (music frame i+1, up code i, down code i) and samples code i+1 (docs/models.md), so N music
   frames at the code rate give N codes and 8N motion frames. Code 0 comes from the seed motion (its first window
   encoded by the VQ-VAE), from a neutral standing pose encoded the same way (seed 0, take 1), or from a seeded
   draw of a commonly used code pair (other seeds and takes), see :func:`seed_codes`.

@@ -71,26 +71,16 @@ def test_subprocess_backend_job_progress_result_and_cancel(procedural_server, mo
     assert time.monotonic() - started < 10  # the 20-second job stopped promptly
 
 
-def test_generate_with_the_real_api_or_a_clear_error():
-    """Without a generator override the process calls e3d2_core.api.generate (the trained model)."""
+def test_generate_with_the_real_api_and_the_bundled_model():
+    """Without a generator override the process calls e3d2_core.api.generate with the bundled default model."""
+    assert (ROOT / "assets" / "e3d2_default.pt").is_file()
     env = {k: v for k, v in os.environ.items() if k != "E3D2_SERVE_GENERATOR"}
     job = {"id": "r", "op": "generate", "audio": str(SONG), "seconds": 2.0, "fps": 30, "seed": 1}
     code, events = run_serve([job], env=env, timeout=600)
     final = next(e for e in events if e.get("id") == "r" and e["event"] in ("result", "error"))
-    try:
-        from e3d2_core.api import generate  # noqa: F401
-        has_generate = True
-    except ImportError:
-        has_generate = False
-    if has_generate and (ROOT / "assets" / "e3d2_default.pt").is_file():
-        assert final["event"] == "result"
-        motion = Motion.load(final["motions"][0])
-        assert motion.fps == 30 and abs(motion.duration - 2.0) < 0.1
-    elif not has_generate:
-        assert final == {"id": "r", "event": "error",
-                         "message": "this e3d2 has no generator yet (e3d2_core.api.generate is missing)"}
-    else:
-        assert final["event"] == "error" and final["message"]
+    assert code == 0 and final["event"] == "result", final
+    motion = Motion.load(final["motions"][0])
+    assert motion.fps == 30 and abs(motion.duration - 2.0) < 0.1
 
 
 def test_smpl_body_from_a_model_file(tmp_path):

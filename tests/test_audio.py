@@ -23,7 +23,8 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def direct_bailando_recipe(y, sr):
-    """SPEC §2 written out plainly on the whole signal (no chunks), as Bailando's extractor does it."""
+    """The Bailando set (docs/audio-and-preview.md) written out plainly on the whole signal (no chunks), as
+    Bailando's extractor does it."""
     import librosa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

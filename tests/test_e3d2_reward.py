@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from e3d2_core.errors import E3D2Error
 from e3d2_core.models.reward import RewardModel, step_features
 from e3d2_core.motion import from_z_up, resample_positions_interp
 from e3d2_core.training import corrupt
@@ -219,7 +220,7 @@ def test_slow_motion_and_loop_keep_poses_but_lose_the_dance():
     # ping-pong of an n-frame segment repeats every 2n - 2 frames
     period = next(p for p in range(2, len(loop)) if np.allclose(loop[p:], loop[:-p]))
     assert 0.3 * 60 * 2 - 2 <= period <= 0.8 * 60 * 2
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(E3D2Error, match="choose from"):
         corrupt.corrupt(joints, "melt", rng)
 
 
@@ -288,7 +289,7 @@ def test_frame_velocities_extend_the_step_features_unpooled():
 def test_frame_encoder_reads_each_steps_frames_causally_and_needs_frame_velocities():
     """``frame_encoder`` adds a per-frame encoder over each step's frame velocities: a jolt in one frame of step 3
     changes the reward from step 3 on, never before it; without frame velocities there is nothing to encode."""
-    with pytest.raises(ValueError, match="frame_encoder needs frame_velocities"):
+    with pytest.raises(E3D2Error, match="frame_encoder needs frame_velocities"):
         RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "frame_encoder": 8})
     torch.manual_seed(0)
     model = RewardModel({"music_dim": MUSIC_DIM, "hidden": 16, "layers": 2, "frame_velocities": True,

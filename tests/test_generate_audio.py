@@ -1,13 +1,11 @@
-"""api.generate and `e3d2 generate` end to end on audio files (needs e3d2_core.audio, merged from main)."""
+"""api.generate and `e3d2 generate` end to end on audio files."""
 import numpy as np
 import pytest
+import soundfile
 
-audio = pytest.importorskip("e3d2_core.audio")
-soundfile = pytest.importorskip("soundfile")
-
-from e3d2_core import api, cli  # noqa: E402
-from e3d2_core.errors import Cancelled, E3D2Error  # noqa: E402
-from e3d2_core.motion import Motion  # noqa: E402
+from e3d2_core import api, audio, cli
+from e3d2_core.errors import Cancelled, E3D2Error
+from e3d2_core.motion import Motion
 
 
 @pytest.fixture(scope="module")

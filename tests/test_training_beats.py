@@ -70,7 +70,6 @@ def test_find_segment_locates_music_rows():
 
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory):
-    pytest.importorskip("e3d2_core.audio")
     from training import prepare_bundled
     if not (prepare_bundled.SHARED / "mocap").is_dir():
         pytest.skip("the shared data folder is not present")
@@ -137,7 +136,6 @@ def test_add_beats_restores_them_on_old_shards(bundled, tmp_path, capsys):
 
 
 def test_aistpp_recipe_and_upgrade_store_the_songs_beats(tmp_path, capsys):
-    pytest.importorskip("e3d2_core.audio")
     from e3d2_core.audio import music_beats
     from test_training_prepare_aistpp import _aistpp
     from training import prepare_aistpp

@@ -14,12 +14,9 @@ import pytest
 import torch
 import yaml
 
-pytest.importorskip("e3d2_core.audio", reason="needs the audio helper's e3d2_core.audio (on main)")
-pytest.importorskip("e3d2_core.models.vqvae", reason="needs the models helper's ChoreographicMemory (on main)")
-
-from e3d2_core.cli import main as cli_main  # noqa: E402
-from e3d2_core.training.data import load_shard  # noqa: E402
-from training import prepare_bundled  # noqa: E402
+from e3d2_core.cli import main as cli_main
+from e3d2_core.training.data import load_shard
+from training import prepare_bundled
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "training" / "configs" / "micro.yaml"

@@ -1,7 +1,6 @@
 """prepare_aistpp on small files in AIST++'s exact format, made here."""
 from __future__ import annotations
 
-import importlib.util
 import pickle
 
 import numpy as np
@@ -15,8 +14,6 @@ from training import prepare_aistpp
 NAMES = {"train": ["gBR_sBM_cAll_d04_mBR0_ch01", "gPO_sFM_cAll_d10_mPO1_ch03"],
          "val": ["gBR_sBM_cAll_d05_mBR0_ch01"], "test": ["gPO_sBM_cAll_d11_mPO1_ch02"]}
 IGNORED = "gBR_sFM_cAll_d06_mBR0_ch04"
-needs_audio = pytest.mark.skipif(importlib.util.find_spec("e3d2_core.audio") is None,
-                                 reason="needs the audio helper's e3d2_core.audio (on main)")
 
 
 def _aistpp(root, frames=150):
@@ -49,7 +46,6 @@ def _aistpp(root, frames=150):
     return root, music
 
 
-@needs_audio
 def test_prepare_aistpp_writes_paired_shards(tmp_path):
     root, music = _aistpp(tmp_path / "aist")
     report = prepare_aistpp.prepare(root, music, tmp_path / "out", kind="compact", mirror=True, progress=False)
@@ -75,7 +71,6 @@ def test_prepare_aistpp_writes_paired_shards(tmp_path):
     assert test.split == "test" and [s.name for s in test.sequences] == NAMES["test"]
 
 
-@needs_audio
 def test_prepare_aistpp_resamples_to_another_fps(tmp_path):
     root, music = _aistpp(tmp_path / "aist", frames=240)
     prepare_aistpp.prepare(root, music, tmp_path / "out", fps=40, kind="compact", progress=False)

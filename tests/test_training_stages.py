@@ -1,4 +1,4 @@
-"""Shards, window datasets and the vqvae/bc stages (with small real models that follow MODEL_CONTRACT)."""
+"""Shards, window datasets and the vqvae/bc stages (with small real models that have the real ones' interface)."""
 from __future__ import annotations
 
 import numpy as np

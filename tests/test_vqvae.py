@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from conftest import TINY_VQVAE, synthetic_dance
+from e3d2_core.errors import E3D2Error
+from e3d2_core.models.policy import DancePolicy
 from e3d2_core.models.vqvae import ChoreographicMemory, decoder_reach
 
 
@@ -134,3 +136,14 @@ def test_output_smoothing_removes_frame_to_frame_tremor_and_keeps_the_movement()
     assert tremor(soft) < 0.6 * tremor(rough)
     slow = lambda x: torch.nn.functional.avg_pool1d(x.transpose(1, 2), 16).transpose(1, 2)  # noqa: E731
     assert (slow(soft) - slow(rough)).abs().mean() < 0.1 * rough.abs().mean()   # the 4-Hz content stays
+
+
+def test_bad_model_configs_are_e3d2_errors_that_value_error_callers_still_catch():
+    with pytest.raises(E3D2Error, match=r"unknown VQ-VAE config keys: \['codebok_size'\]"):
+        ChoreographicMemory({"codebok_size": 8})
+    with pytest.raises(E3D2Error, match="downsample must be a power of 2"):
+        ChoreographicMemory({"downsample": 6})
+    with pytest.raises(E3D2Error, match=r"unknown policy config keys: \['n_layers'\]"):
+        DancePolicy({"n_layers": 2})
+    with pytest.raises(ValueError, match="n_embd must be a multiple of n_head"):     # E3D2Error is a ValueError
+        DancePolicy({"n_embd": 10, "n_head": 4})

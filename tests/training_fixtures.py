@@ -79,7 +79,7 @@ def ddp_worker(rank: int, world: int, port: int, work_dir: str, config: dict, ou
 
 
 class TinyVQ(nn.Module):
-    """A small real VQ-VAE following MODEL_CONTRACT's ChoreographicMemory interface (used until/besides the real
+    """A small real VQ-VAE with ChoreographicMemory's training interface (used until/besides the real
     one): one stride-8 conv per half, nearest-neighbour codebooks with a straight-through gradient."""
 
     UP = [3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]
@@ -133,7 +133,7 @@ class TinyVQ(nn.Module):
 
 class TinyPolicy(nn.Module):
     """A small real policy with DancePolicy's training interface: a GRU over (up_i, down_i, music_{i+1})
-    predicting (up_{i+1}, down_{i+1}) — SPEC §4's shift done inside forward, as the contract says."""
+    predicting (up_{i+1}, down_{i+1}) — the one-step shift done inside forward, as DancePolicy does."""
 
     def __init__(self, config: dict):
         super().__init__()

@@ -11,9 +11,9 @@ You fetch the data yourself (AIST++ annotations: CC BY 4.0, Google; AIST Dance D
 
 Each sequence is read by the AIST++ importer (data-only unpickler; trans = pelvis position, Y up, floor at 0),
 resampled to ``--fps`` when that differs from 60, and paired with its song's features at the code rate
-``fps / 8`` (7.5 Hz for 60 fps; SPEC §2: extracted at sr = 512 x code rate, not subsampled). Motion and music
-are cut to the shorter, in whole code steps (Bailando cuts training files the same way). ``--mirror`` adds
-each training sequence's mirror image (named ``<seq>_mirror``).
+``fps / 8`` (7.5 Hz for 60 fps; extracted at sr = 512 x code rate, not subsampled: docs/audio-and-preview.md).
+Motion and music are cut to the shorter, in whole code steps (Bailando cuts training files the same way).
+``--mirror`` adds each training sequence's mirror image (named ``<seq>_mirror``).
 
 Every sequence also stores its song's beats at the motion frame rate (``e3d2_core.audio.tracked_beats``; motion
 and music both start at the song's start), the exact beats BAS uses. Shards written before that get them with

@@ -30,9 +30,10 @@ def add_arguments(parser) -> None:
 
 
 def load_config(path) -> dict:
-    """Read a training config (YAML mapping) with a one-line error for anything unreadable."""
+    """Read a training config (YAML mapping) with a one-line error for anything unreadable or any unknown key."""
     import yaml
     from e3d2_core.errors import E3D2Error
+    from e3d2_core.training.config_keys import check_config
     path = Path(path)
     if not path.is_file():
         raise E3D2Error("no such config file", path=path)
@@ -42,6 +43,7 @@ def load_config(path) -> dict:
         raise E3D2Error(f"not a valid YAML config ({type(err).__name__})", path=path) from None
     if not isinstance(config, dict) or "data" not in config:
         raise E3D2Error("a training config is a YAML mapping with at least a 'data' section", path=path)
+    check_config(config, source=path)
     return config
 
 

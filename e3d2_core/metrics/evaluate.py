@@ -1,4 +1,4 @@
-"""The evaluation protocol of Bailando/E3D2 (SPEC §7): FID_k, FID_g, Div_k, Div_g, BAS, plus EDGE's PFC.
+"""The evaluation protocol of Bailando/E3D2 (docs/metrics.md): FID_k, FID_g, Div_k, Div_g, BAS, plus EDGE's PFC.
 
 * Ground-truth pool: every file of the GT folder, full length, made relative to frame 0's root.
 * Predictions: the first ``crop`` frames at 60 fps (1200 = 20 s), made relative to frame 0's root.
@@ -23,32 +23,77 @@ VARIANT_FIXED = ("fixed: kinetic acceleration = (p[t+1] - 2 p[t] + p[t-1]) / dt^
 
 
 def track_features(joints: np.ndarray, *, fixed: bool = False):
-    """Kinetic (72,) and geometric (32,) float32 features of one root-relative 60-fps (T, 24, 3) track."""
+    """Kinetic and geometric features of one track.
+
+    Parameters
+    ----------
+    joints : (T, 24, 3) float, metres, Y up, 60 fps, root-relative (or a window of such a track).
+    fixed : the corrected variants (``--fixed``) instead of the reference's.
+
+    Returns
+    -------
+    kinetic (72,) float32, geometric (32,) float32.
+    """
     return kinetic_features(joints, fixed=fixed), geometric_features(joints, fixed=fixed)
 
 
 def pool_features(tracks: list[np.ndarray], *, fixed: bool = False):
-    """Stacked features of many tracks: kinetic (N, 72) and geometric (N, 32), float32."""
+    """:func:`track_features` of many tracks, stacked.
+
+    Parameters
+    ----------
+    tracks : N arrays (T_i, 24, 3), as :func:`track_features` takes them.
+    fixed : the corrected variants instead of the reference's.
+
+    Returns
+    -------
+    kinetic (N, 72) float32, geometric (N, 32) float32.
+    """
     pairs = [track_features(t, fixed=fixed) for t in tracks]
     return np.stack([k for k, _ in pairs]), np.stack([g for _, g in pairs])
 
 
+def set_metrics(pred_k, pred_g, ref_k, ref_g) -> dict:
+    """FID_k, FID_g, Div_k, Div_g of a predicted set against a reference set (formulas: ``docs/metrics.md``).
+
+    Parameters
+    ----------
+    pred_k, ref_k : (N, 72) and (M, 72) z-scored kinetic features, N, M >= 2.
+    pred_g, ref_g : (N, 32) and (M, 32) z-scored geometric features.
+
+    Returns
+    -------
+    {"fid_k", "fid_g", "div_k", "div_g"}: floats (the diversities are those of the predicted set).
+    """
+    return {
+        "fid_k": frechet_distance(pred_k, ref_k),
+        "fid_g": frechet_distance(pred_g, ref_g),
+        "div_k": diversity(pred_k),
+        "div_g": diversity(pred_g),
+    }
+
+
 def feature_metrics(pred_k, pred_g, gt_k, gt_g, *, div_gt=None) -> dict:
-    """FID and diversity from raw features; ``div_gt`` = (div_k_gt, div_g_gt) if already known."""
+    """:func:`set_metrics` of raw features, z-scored by the GT pool's statistics, and the pool's diversities.
+
+    Parameters
+    ----------
+    pred_k, gt_k : (N, 72) and (M, 72) raw kinetic features.
+    pred_g, gt_g : (N, 32) and (M, 32) raw geometric features.
+    div_gt : (div_k_gt, div_g_gt) of the normalised GT pool when already known, else None (computed).
+
+    Returns
+    -------
+    {"fid_k", "fid_g", "div_k", "div_g", "div_k_gt", "div_g_gt"}: floats.
+    """
     mean_k, std_k = pool_statistics(gt_k)
     mean_g, std_g = pool_statistics(gt_g)
     gt_kn, pred_kn = normalize(gt_k, mean_k, std_k), normalize(pred_k, mean_k, std_k)
     gt_gn, pred_gn = normalize(gt_g, mean_g, std_g), normalize(pred_g, mean_g, std_g)
     if div_gt is None:
         div_gt = (diversity(gt_kn), diversity(gt_gn))
-    return {
-        "fid_k": frechet_distance(pred_kn, gt_kn),
-        "fid_g": frechet_distance(pred_gn, gt_gn),
-        "div_k": diversity(pred_kn),
-        "div_g": diversity(pred_gn),
-        "div_k_gt": float(div_gt[0]),
-        "div_g_gt": float(div_gt[1]),
-    }
+    return {**set_metrics(pred_kn, pred_gn, gt_kn, gt_gn), "div_k_gt": float(div_gt[0]),
+            "div_g_gt": float(div_gt[1])}
 
 
 def gt_diversities(gt_k, gt_g):
@@ -64,18 +109,42 @@ def _check_length(track: inputs.Track, joints: np.ndarray, what: str) -> None:
                         f"{MIN_FRAMES}", path=track.path)
 
 
-def sequence_bas(joints: np.ndarray, music_beats: np.ndarray, *, path=None) -> float:
-    """BAS of one 60-fps track; clear errors for a song without beats or a dance without motion beats."""
-    length = len(joints) - 1
-    beats = music_beats[music_beats < length]
+def track_bas(joints: np.ndarray, music_beats: np.ndarray) -> float | None:
+    """BAS of one track, or None where it is undefined.
+
+    Parameters
+    ----------
+    joints : (T, 24, 3) float, metres, 60 fps.
+    music_beats : (K,) int, music-beat frame indices at 60 fps; only those within the first T-1 frames count.
+
+    Returns
+    -------
+    BAS in [0, 1]; None without a music beat in those frames or without a motion beat.
+    """
+    beats = music_beats[music_beats < len(joints) - 1]
     if len(beats) == 0:
+        return None
+    dance = motion_beats(joints)
+    return beat_align_score(beats, dance) if len(dance) else None
+
+
+def sequence_bas(joints: np.ndarray, music_beats: np.ndarray, *, path=None) -> float:
+    """:func:`track_bas`, with a clear error for a song without beats or a dance without motion beats.
+
+    Parameters
+    ----------
+    joints, music_beats : as :func:`track_bas`.
+    path : the dance's file, named in the error.
+    """
+    score = track_bas(joints, music_beats)
+    if score is not None:
+        return score
+    length = len(joints) - 1
+    if not (music_beats < length).any():
         raise E3D2Error(f"no music beats within the dance's first {length} frames (60 fps): BAS undefined",
                         path=path)
-    dance = motion_beats(joints)
-    if len(dance) == 0:
-        raise E3D2Error("the dance has no motion beats (its smoothed joint speed has no local minimum): "
-                        "BAS undefined", path=path)
-    return beat_align_score(beats, dance)
+    raise E3D2Error("the dance has no motion beats (its smoothed joint speed has no local minimum): "
+                    "BAS undefined", path=path)
 
 
 def _gt_pool(gt_folder, *, fmt, fps, fixed, cache_path, notes: list[str]) -> dict:

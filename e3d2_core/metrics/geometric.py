@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core.errors import E3D2Error
+
 REFERENCE_TIME_PER_FRAME = 1.0 / 120.0
 
 # SMPL joint names as the reference spells them (index = SMPL joint index).
@@ -139,7 +141,7 @@ def _template(frames: _Frames, kind: str, joints, limit, time_per_frame: float) 
         moving = j4
         direction = np.cross(frames.now(j3) - frames.now(j1), frames.now(j2) - frames.now(j1))
     else:
-        raise ValueError(f"unknown template kind {kind!r}")
+        raise E3D2Error(f"unknown template kind {kind!r}")
     velocity = (frames.now(moving) - frames.now(j1)) - (frames.before(moving) - frames.before(j1))
     along = _dot(velocity, direction) / _norm(direction) / time_per_frame
     return along > limit
@@ -160,7 +162,7 @@ def geometric_features(positions: np.ndarray, *, fixed: bool = False, frame_time
     """
     p = np.asarray(positions, dtype=np.float64)
     if p.shape[0] < 2:
-        raise ValueError(f"geometric features need at least 2 frames, got {p.shape[0]}")
+        raise E3D2Error(f"geometric features need at least 2 frames, got {p.shape[0]}")
     frames = _Frames(p)
     time_per_frame = frame_time if fixed else REFERENCE_TIME_PER_FRAME
     columns = []

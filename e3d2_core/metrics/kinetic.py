@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core.errors import E3D2Error
+
 FRAME_TIME = 1.0 / 60.0
 HALF_WINDOW = 2
 MIN_FRAMES = 2 * HALF_WINDOW + 1  # one full sliding window
@@ -54,7 +56,7 @@ def kinetic_features(positions: np.ndarray, *, fixed: bool = False, frame_time: 
     p = np.asarray(positions, dtype=np.float64)
     length = p.shape[0]
     if length < 3:
-        raise ValueError(f"kinetic features need at least 3 frames, got {length}")
+        raise E3D2Error(f"kinetic features need at least 3 frames, got {length}")
     dt = frame_time
 
     # velocity: differences d_k, k = 1 .. T-1

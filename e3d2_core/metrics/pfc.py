@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core.errors import E3D2Error
+
 EDGE_FPS = 30.0
 SCALE = 1e4
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
@@ -30,10 +32,10 @@ def pfc_score(positions: np.ndarray, fps: float = 60.0) -> float:
     """
     step = int(round(fps / EDGE_FPS))
     if step < 1 or abs(step * EDGE_FPS - fps) > 1e-6:
-        raise ValueError(f"PFC needs a frame rate that is a multiple of 30 fps, got {fps}")
+        raise E3D2Error(f"PFC needs a frame rate that is a multiple of 30 fps, got {fps}")
     joints = np.asarray(positions, dtype=np.float64)[::step]
     if len(joints) < 3:
-        raise ValueError("PFC needs at least 3 frames at 30 fps")
+        raise E3D2Error("PFC needs at least 3 frames at 30 fps")
     dt = 1.0 / EDGE_FPS
     root_v = (joints[1:, 0] - joints[:-1, 0]) / dt
     root_a = (root_v[1:] - root_v[:-1]) / dt

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core.errors import E3D2Error
+
 
 def joint_speeds(joints: np.ndarray, fps: float) -> np.ndarray:
     """(T, J, 3) metres -> (T−1, J) m/s: speed of each joint between consecutive frames."""
@@ -30,7 +32,7 @@ def seam(joints: np.ndarray, fps: float, frame: int) -> dict:
     """
     joints = np.asarray(joints, dtype=np.float64)
     if not 1 <= frame < len(joints):
-        raise ValueError(f"a seam needs frames on both sides; frame {frame} of {len(joints)}")
+        raise E3D2Error(f"a seam needs frames on both sides; frame {frame} of {len(joints)}")
     speed = float(np.linalg.norm(joints[frame] - joints[frame - 1], axis=-1).max() * fps)
     accelerations = [np.linalg.norm(joints[t + 1] - 2.0 * joints[t] + joints[t - 1], axis=-1).max() * fps * fps
                      for t in (frame - 1, frame) if 1 <= t < len(joints) - 1]

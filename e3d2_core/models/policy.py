@@ -1,4 +1,4 @@
-"""The dance policy: a cross-conditional GPT over music, upper-body codes and lower-body codes (SPEC §4, adapted).
+"""The dance policy: a cross-conditional GPT over music, upper-body codes and lower-body codes (docs/models.md).
 
 Read top to bottom: config -> attention with a relative-position bias -> block -> the model -> streaming state.
 
@@ -6,7 +6,7 @@ Read top to bottom: config -> attention with a relative-position bias -> block -
 code i, down code i. A token at time i in any stream sees all three streams at times ≤ i (including the other
 streams at time i). The up token at i predicts up code i+1 and the down token at i predicts down code i+1.
 Teacher forcing (``forward``): inputs are codes 0..L-2 with music frames 1..L-1, targets codes 1..L-1, so "token i
-predicts code i+1 while seeing music frame i+1" (SPEC §4). Loss CE_up + CE_down (means over positions).
+predicts code i+1 while seeing music frame i+1". Loss CE_up + CE_down (means over positions).
 
 **Deviation from Bailando, made for streaming.** Bailando re-runs a 29-step window with *learned absolute*
 positions at every step, so each new code costs a whole window, and a KV cache would not reproduce it (an absolute
@@ -19,7 +19,7 @@ function* as the uncached banded computation over the whole sequence, at every s
 (``tests/test_policy.py`` checks this in float64). Train on windows longer than ``band`` so the model learns with
 old steps dropping out of view, exactly as it will run.
 
-Other sizes follow SPEC §4: 12 blocks (Bailando's 6 base + 6 head), 768 wide, 12 heads, pre-LayerNorm, GELU MLP
+Other sizes follow Bailando's: 12 blocks (Bailando's 6 base + 6 head), 768 wide, 12 heads, pre-LayerNorm, GELU MLP
 4×, dropout 0.1, weights N(0, 0.02), bias-free output heads per stream.
 """
 from __future__ import annotations
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from e3d2_core.errors import E3D2Error
 
 DEFAULT_CONFIG = {
     "n_layer": 12,
@@ -45,10 +47,10 @@ def make_config(config: dict | None) -> dict:
     config = dict(config or {})
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
-        raise ValueError(f"unknown policy config keys: {sorted(unknown)}")
+        raise E3D2Error(f"unknown policy config keys: {sorted(unknown)}")
     out = {**DEFAULT_CONFIG, **config}
     if out["n_embd"] % out["n_head"]:
-        raise ValueError("n_embd must be a multiple of n_head")
+        raise E3D2Error("n_embd must be a multiple of n_head")
     return out
 
 

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from e3d2_core.errors import E3D2Error
+
 LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
 NUM_JOINTS = 24
 # rel. positions, velocities, speeds, accelerations, root height, per-step peak speed and peak acceleration
@@ -157,7 +159,7 @@ class RewardMember(nn.Module):
         self.frame_encoder = None
         if config.get("frame_encoder", 0):
             if not config["frame_velocities"]:
-                raise ValueError("reward model: frame_encoder needs frame_velocities: true")
+                raise E3D2Error("reward model: frame_encoder needs frame_velocities: true")
             self.frame_encoder = FrameEncoder(config["frames_per_step"], config["frame_encoder"], width)
             self.frame_dims = config["frames_per_step"] * 72
         self.music_in = nn.Linear(config["music_dim"], width)
@@ -216,7 +218,7 @@ class RewardModel(nn.Module):
 
     def _inputs(self, motion_feats: torch.Tensor, music: torch.Tensor):
         if motion_feats.shape[:2] != music.shape[:2]:
-            raise ValueError(f"motion steps {tuple(motion_feats.shape[:2])} != music steps {tuple(music.shape[:2])}")
+            raise E3D2Error(f"motion steps {tuple(motion_feats.shape[:2])} != music steps {tuple(music.shape[:2])}")
         return ((motion_feats.float() - self.motion_mean) / self.motion_std,
                 (music.float() - self.music_mean) / self.music_std)
 

@@ -1,4 +1,4 @@
-"""Choreographic memory: two VQ-VAEs (upper and lower body) with a root branch (SPEC §3, adapted).
+"""Choreographic memory: two VQ-VAEs (upper and lower body) with a root branch (docs/models.md).
 
 Read top to bottom: config -> residual conv blocks -> encoder / decoder -> EMA codebook -> the model.
 
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3d2_core.errors import E3D2Error
 from e3d2_core.models import representation as rep
 from e3d2_core.skeleton import Skeleton, default_skeleton, forward_kinematics_torch
 
@@ -65,11 +66,11 @@ def make_config(config: dict | None) -> dict:
     config = dict(config or {})
     unknown = set(config) - set(DEFAULT_CONFIG) - {"skeleton"}
     if unknown:
-        raise ValueError(f"unknown VQ-VAE config keys: {sorted(unknown)}")
+        raise E3D2Error(f"unknown VQ-VAE config keys: {sorted(unknown)}")
     out = {**DEFAULT_CONFIG, **config}
     levels = math.log2(out["downsample"])
     if levels != int(levels) or levels < 1:
-        raise ValueError(f"downsample must be a power of 2, got {out['downsample']}")
+        raise E3D2Error(f"downsample must be a power of 2, got {out['downsample']}")
     return out
 
 
@@ -275,7 +276,7 @@ class ChoreographicMemory(nn.Module):
         """batch {"poses": (B,T,24,3), "trans": (B,T,3)}, T a multiple of ``downsample`` -> (loss, logs)."""
         poses, trans = batch["poses"], batch["trans"]
         if poses.shape[1] % self.downsample:
-            raise ValueError(f"window length {poses.shape[1]} is not a multiple of {self.downsample}")
+            raise E3D2Error(f"window length {poses.shape[1]} is not a multiple of {self.downsample}")
         cfg = self.config
         lower, upper = self.features(poses, trans)
         low_pose, root = lower[..., : rep.LOWER_POSE_DIM], lower[..., rep.LOWER_POSE_DIM:]

@@ -4,7 +4,7 @@ Dancers' steps are events, not a steady pulse (the CMU salsa clips wander betwee
 clip), so one global tempo cannot pair them with a song. Instead:
 
 1. :func:`kinematic_beats` -- the motion's beats are the local minima of its smoothed mean joint speed (the
-   moments a step lands or a move stops: the definition BAS uses, SPEC §7), kept when the dip is deep enough.
+   moments a step lands or a move stops: the definition BAS uses, docs/metrics.md), kept when the dip is deep enough.
 2. :func:`align_events` -- a dynamic-programming alignment chains (motion beat, music beat) pairs, both strictly
    increasing, each link advancing one or two beats on either side (a dancer pausing on a beat, or a spurious
    minimum), with the local speed change (music interval / motion interval) bounded to ``[min_rate,

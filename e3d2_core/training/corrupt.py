@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from e3d2_core.errors import E3D2Error
+
 
 def joint_noise(joints: np.ndarray, rng: np.random.Generator, std: float = 0.03) -> np.ndarray:
     """Independent Gaussian jitter of ``std`` metres on every joint coordinate of every frame."""
@@ -78,7 +80,7 @@ def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float 
     music; needs ``beat_period``)."""
     if kind == "offbeat":
         if beat_period is None:
-            raise ValueError("the offbeat corruption needs the music's beat period")
+            raise E3D2Error("the offbeat corruption needs the music's beat period")
         return offbeat_shift(joints, rng, beat_period)
     if kind == "noise":
         return joint_noise(joints, rng)
@@ -88,4 +90,4 @@ def corrupt(joints: np.ndarray, kind: str, rng: np.random.Generator, fps: float 
         return slow_motion(joints, rng)
     if kind == "loop":
         return ping_pong_loop(joints, rng, fps)
-    raise ValueError(f"unknown corruption {kind!r}; choose from {', '.join(KINDS)}")
+    raise E3D2Error(f"unknown corruption {kind!r}; choose from {', '.join(KINDS)}")

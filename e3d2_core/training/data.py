@@ -26,7 +26,7 @@ Every sequence has exactly ``n_frames // ratio`` music rows (``ratio = fps / mus
 
 ``beat_frames``/``beat_offsets`` (added later, same format version): the song's beats at the *motion* frame rate
 (``e3d2_core.audio.tracked_beats(song, fps=fps)``) that fall inside the sequence, shifted to its first frame — the
-music beats BAS is defined with (SPEC §7). Shards without them still load (``Sequence.beat_frames`` is None) and
+music beats BAS is defined with (docs/metrics.md). Shards without them still load (``Sequence.beat_frames`` is None) and
 evaluation then falls back to the code-rate beat column; :func:`add_beat_frames` upgrades a shard in place.
 """
 from __future__ import annotations
@@ -189,7 +189,7 @@ class MotionWindows:
 
     Windows start every ``stride`` frames in every sequence (Bailando: W = 240, stride 40 at 60 fps); a
     sequence shorter than one window gives none. ``trans`` is left absolute — the model decides what of the
-    root it encodes (SPEC §3: the root channel is zeroed or turned into velocity inside the model).
+    root it encodes (it turns the root into floor velocity, height and yaw rate: docs/models.md).
     """
 
     def __init__(self, sequences: list[Sequence], window: int, stride: int):
@@ -213,11 +213,11 @@ class CodeWindows:
     """Windows of ``length`` code steps for the policy: item = {"music": (L,D) float32, "up": (L,) int64,
     "down": (L,) int64}, all three aligned in time (row i of each belongs to code step i).
 
-    The one-step shift of SPEC §4 (token i predicts code i+1 while seeing music i+1) is the model's job
-    (MODEL_CONTRACT: ``DancePolicy.forward`` does teacher forcing). Windows start at *every* ``stride`` code
-    steps over the whole sequence — this fixes Bailando's window-start quirk (SPEC §1), whose loop ran over the
-    number of 7.5 fps music frames while stepping in 60 fps dance frames and so only ever started windows in
-    the first eighth of each dance.
+    The one-step shift (token i predicts code i+1 while seeing music i+1; docs/models.md) is the model's job
+    (``DancePolicy.forward`` does teacher forcing). Windows start at *every* ``stride`` code steps over the whole
+    sequence — this fixes Bailando's window-start quirk (docs/training.md), whose loop ran over the number of
+    7.5 fps music frames while stepping in 60 fps dance frames and so only ever started windows in the first
+    eighth of each dance.
     """
 
     def __init__(self, up: list[np.ndarray], down: list[np.ndarray], music: list[np.ndarray], length: int,

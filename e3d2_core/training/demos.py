@@ -1,6 +1,6 @@
 """Automatically ranked demonstrations: π_BC rolled out with noise level ε (D-REX), ranked by ε.
 
-Noise (SPEC §6, INFERRED, chosen): **token-level ε-greedy, compounding**. At every autoregressive step each take
+Noise (our choice, see docs/e3d2.md): **token-level ε-greedy, compounding**. At every autoregressive step each take
 independently, with probability ε, replaces its (up, down) pair by two uniform random codes; otherwise it takes
 π_BC's own action: a sample at ``temperature`` (default :data:`e3d2_core.generation.DEFAULT_TEMPERATURE`), or the
 argmax with temperature 0. The chosen codes are fed back into the context, so noise compounds as in D-REX (the

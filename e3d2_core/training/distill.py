@@ -113,7 +113,7 @@ def run_distill(config: dict, run_dir, options):
     """The ``distill`` stage: π_beat from π_RL (π_BC when the run has no π_RL) with the run's beat guide."""
     from pathlib import Path
 
-    from e3d2_core.training import stages
+    from e3d2_core.training import stage_common as stages
     from e3d2_core.training.guide import policies_of
 
     run_dir = Path(run_dir)
@@ -123,7 +123,7 @@ def run_distill(config: dict, run_dir, options):
     vqvae, _ = stages.load_vqvae(run_dir, device)
     bc = stages.load_stage_output(run_dir, "bc")
     parts = dict(bc)
-    if (run_dir / stages.STAGES["rl"].output).is_file():
+    if (run_dir / stages.OUTPUTS["rl"]).is_file():
         parts.update(stages.load_stage_output(run_dir, "rl"))
     teacher = policies_of(parts)[-1].to(device)
     entry = stages.load_stage_output(run_dir, "guide")["beat_guide"]
@@ -134,6 +134,6 @@ def run_distill(config: dict, run_dir, options):
 
     policy_entry = beat_policy(vqvae, teacher, [stages.load_split(config, "train")], entry, bc["music"]["mean"],
                                bc["music"]["std"], config.get("distill", {}), on_step=report)
-    output = run_dir / stages.STAGES["distill"].output
+    output = run_dir / stages.OUTPUTS["distill"]
     stages.save_stage_output(output, {"policy_beat": policy_entry})
     return output

@@ -1,14 +1,10 @@
 """The E3D2 stages of the pipeline: demos -> reward -> rl (and rl_hand, the Table 3 ablation).
 
-Registered in :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs, checkpoints as it
-goes (a killed stage resumes), and writes its done-marker last. Config sections (all keys optional)::
-
-    demos:  {eps: [0.02, 0.25, 0.5, 0.75, 1.0], takes: 4, max_steps: 480, seed: 0, temperature: 0.7}
-    reward: {model: {hidden, layers, kernel, dropout, ensemble},
-             train: {steps, batch, lr, min_len, max_len, eval_every, patience, reward_l2, corrupt_fraction},
-             seed: 0}
-    rl:     {iterations, songs, takes, window, temperature, lr, clip, ppo_epochs, gamma, kl, eval_every,
-             checkpoint_every, eval_steps, snapshot_steps: [...], orientation_weight}
+Listed in the registry of :mod:`e3d2_core.training.stages`; each reads the run folder's earlier outputs,
+checkpoints as it goes (a killed stage resumes), and writes its done-marker last. Their config sections
+(``demos``, ``reward``, ``rl``; every key optional) have the defaults below, in
+:data:`e3d2_core.training.rl.DEFAULTS` and in ``models/reward.py``; docs/e3d2.md describes each key and the
+algorithms.
 """
 from __future__ import annotations
 
@@ -19,16 +15,22 @@ import numpy as np
 import torch
 
 from e3d2_core.errors import E3D2Error
-from e3d2_core.fileio import atomic_open, atomic_path
+from e3d2_core.fileio import atomic_path
+from e3d2_core.generation import DEFAULT_TEMPERATURE
 from e3d2_core.skeleton import forward_kinematics_torch
-from e3d2_core.training import stages
-from e3d2_core.training.stages import Stage, StageOptions, register_stage
+from e3d2_core.training.demos import DEFAULT_EPS
+from e3d2_core.training.stage_common import (OUTPUTS, StageOptions, apply_threads, load_split, load_stage_output,
+                                             load_vqvae, model_class, save_stage_output, stage_device, write_json)
 
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w") as handle:
-        json.dump(data, handle, indent=2)
+# Each section's keys and defaults (docs/e3d2.md explains them); a config key outside these is refused on loading.
+DEMOS_DEFAULTS = {"eps": DEFAULT_EPS, "takes": 4, "max_steps": None, "seed": 0, "temperature": DEFAULT_TEMPERATURE,
+                  "held_out_takes": None}
+REWARD_TRAIN_DEFAULTS = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
+                         "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
+                         "corruptions": ("noise", "shuffle", "slow", "loop"), "real_pairs": True,
+                         "noise_probe": 0.0, "ema": 0.0}
+# rl: rl.DEFAULTS (the runner's) plus what the stage itself reads; "eval_temperature" defaults to rl.temperature
+RL_STAGE_DEFAULTS = {"checkpoint_every": 10, "eval_steps": 400, "eval_starts": 4}
 
 
 def _save_torch(path: Path, data: dict) -> None:
@@ -46,9 +48,9 @@ def _load_torch(path: Path):
 
 def _models(run_dir: Path, device):
     """(vqvae, π_BC, bc bundle) of a run."""
-    vqvae, _ = stages.load_vqvae(run_dir, device)
-    bc = stages.load_stage_output(run_dir, "bc")
-    policy = stages.model_class("policy")(dict(bc["policy"]["config"]))
+    vqvae, _ = load_vqvae(run_dir, device)
+    bc = load_stage_output(run_dir, "bc")
+    policy = model_class("policy")(dict(bc["policy"]["config"]))
     policy.load_state_dict(bc["policy"]["state_dict"])
     return vqvae, policy.to(device).eval(), bc
 
@@ -56,9 +58,9 @@ def _models(run_dir: Path, device):
 def _songs(config: dict, max_steps: int | None):
     from e3d2_core.training.demos import songs_from_shards
 
-    train = [stages.load_split(config, "train")]
-    val = stages.load_split(config, "val", required=False)
-    test = stages.load_split(config, "test", required=False)
+    train = [load_split(config, "train")]
+    val = load_split(config, "val", required=False)
+    test = load_split(config, "test", required=False)
     songs = songs_from_shards(train + ([val] if val else []), test, max_steps=max_steps)
     if not any(s.split == "held_out" for s in songs):       # no test split: hold the last training song out
         train_songs = [s for s in songs if s.split == "train"]
@@ -71,17 +73,15 @@ def _songs(config: dict, max_steps: int | None):
 # ---------------------------------------------------------------------------------------------- demos
 def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
     """Roll π_BC out at every ε on every song (training and held-out), one batched pass per song."""
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
-    from e3d2_core.training.demos import DEFAULT_EPS, generate_song_demos, seed_codes_from, write_demo_shard
+    from e3d2_core.training.demos import generate_song_demos, seed_codes_from, write_demo_shard
 
     run_dir = Path(run_dir)
-    cfg = {"eps": list(DEFAULT_EPS), "takes": 4, "max_steps": None, "seed": 0, "temperature": DEFAULT_TEMPERATURE,
-           "held_out_takes": None, **config.get("demos", {})}
+    cfg = {**DEMOS_DEFAULTS, **config.get("demos", {})}
     takes = int(cfg["takes"])
     # held-out takes only validate R_θ; more of them narrow its accuracy's interval at little cost (one song)
     held_takes = max(takes, int(cfg["held_out_takes"] or takes))
-    stages.apply_threads(config)
-    device = stages.stage_device(config, options)
+    apply_threads(config)
+    device = stage_device(config, options)
     vqvae, policy, bc = _models(run_dir, device)
     songs, train, _ = _songs(config, cfg["max_steps"])
     rng = np.random.default_rng(int(cfg["seed"]))
@@ -106,12 +106,12 @@ def run_demos(config: dict, run_dir: Path, options: StageOptions) -> Path:
         write_demo_shard(out_dir / name, **demo, music_id=song.music_id, split=song.split, fps=vqvae.fps)
         if options.progress:
             print(f"demos: {k + 1}/{len(songs)} {song.split} {song.music_id} ({len(song.music)} steps)")
-    output = run_dir / stages.STAGES["demos"].output
-    _write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": takes,
-                         "held_out_takes": held_takes,
-                         "temperature": float(cfg["temperature"]),
-                         "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
-                         "music_kind": str(bc["music"]["kind"])})
+    output = run_dir / OUTPUTS["demos"]
+    write_json(output, {"shards": names, "eps": [float(e) for e in cfg["eps"]], "takes": takes,
+                        "held_out_takes": held_takes,
+                        "temperature": float(cfg["temperature"]),
+                        "songs": {s.music_id: s.split for s in songs}, "fps": float(vqvae.fps),
+                        "music_kind": str(bc["music"]["kind"])})
     return output
 
 
@@ -121,8 +121,18 @@ def _joints(poses, trans) -> torch.Tensor:
 
 
 def build_groups(demos: list[dict], features):
-    """Ranked groups (one per song) split into training and held-out; ``features`` maps joints (B, T, 24, 3) at
-    the demonstrations' fps to R_θ's step features (``RewardModel.features``)."""
+    """Ranked groups of the demonstrations, one per song (rank = ε, lower is better).
+
+    Parameters
+    ----------
+    demos : demonstration shards (:func:`e3d2_core.training.demos.load_demos`).
+    features : maps joints (B, T, 24, 3) at the demonstrations' fps to R_θ's step features
+        (``RewardModel.features``).
+
+    Returns
+    -------
+    (training groups, held-out groups).
+    """
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     train, held = [], []
@@ -138,11 +148,19 @@ def build_groups(demos: list[dict], features):
 
 
 def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
-    """Held-out groups in two halves by alternating takes of each rank: (select, test).
+    """Held-out groups in two halves by alternating takes of each rank.
 
     Early stopping picks R_θ on ``select``; the reported accuracy is measured on ``test``, takes the choice never
-    saw (picking the best of many evaluations on the same takes flatters it). Groups with fewer than
-    ``min_takes`` takes of some rank are used whole for both.
+    saw (picking the best of many evaluations on the same takes flatters it).
+
+    Parameters
+    ----------
+    groups : ranked groups.
+    min_takes : a group with fewer takes of some rank is used whole for both halves.
+
+    Returns
+    -------
+    (select, test) lists of groups.
     """
     from e3d2_core.training.trex import RankedGroup
 
@@ -162,9 +180,18 @@ def split_takes(groups: list, min_takes: int = 4) -> tuple[list, list]:
 
 def corruption_groups(motions: list[tuple[np.ndarray, np.ndarray]], fps: float, features, seed: int,
                       kinds=None, beat_column: int | None = None):
-    """Clean (rank 0) vs corrupted (rank 1) copies of each (joints (T,24,3) at ``fps``, music (N,D)), one per
-    ``kinds`` (default: every kind of :mod:`e3d2_core.training.corrupt`). "offbeat" needs the music's beat
-    one-hot column ``beat_column`` (raw features) and is left out for music with fewer than two beats."""
+    """Clean (rank 0) against corrupted (rank 1) copies of real motion, one group per motion.
+
+    Parameters
+    ----------
+    motions : (joints (T, 24, 3) metres at ``fps``, raw music (N, D) at the code rate) pairs.
+    fps : the motion frame rate.
+    features : R_θ's step features of joints (``RewardModel.features``).
+    seed : seed of the corruptions.
+    kinds : corruption kinds, one corrupted copy each (default: every kind of :mod:`e3d2_core.training.corrupt`).
+    beat_column : the beat one-hot column of the raw music; "offbeat" needs it and is left out for music with
+        fewer than two beats.
+    """
     from e3d2_core.training import corrupt
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
@@ -194,11 +221,22 @@ def _beat_period_frames(music: np.ndarray, beat_column: int | None, frames: int)
 
 
 def real_over_policy_groups(demos: list[dict], shards, features, split: str = "train"):
-    """Real dance (rank 0) vs π_BC's least-noisy takes (rank 1) on the same music and time axis: for each
-    demonstration song whose music is a real sequence's (its music id and feature rows match), that dance.
+    """Real dance (rank 0) against π_BC's least-noisy takes (rank 1) on the same music and time axis.
 
     ε-ranked pairs only teach R_θ what makes π_BC's dances worse; these teach it what real dance has that π_BC's
-    lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer."""
+    lacks, so RL is pulled towards real motion rather than towards whatever the ε ranking happens to prefer.
+
+    Parameters
+    ----------
+    demos : demonstration shards.
+    shards : data shards (or None) holding the real sequences.
+    features : R_θ's step features of joints.
+    split : the demonstrations' split to use ("train" or "held_out").
+
+    Returns
+    -------
+    One group per demonstration song whose music is a real sequence's (music id and feature rows match).
+    """
     from e3d2_core.training.trex import RankedGroup, Trajectory
 
     groups = []
@@ -224,8 +262,22 @@ def real_over_policy_groups(demos: list[dict], shards, features, split: str = "t
 @torch.no_grad()
 def robustness(model, motions, fps: float, seed: int, repeats: int = 5, kinds=None,
                beat_column: int | None = None) -> dict:
-    """Fraction of (real, corrupted) pairs where R_θ's return ranks the real motion higher, per corruption
-    ("offbeat" only for music whose beat one-hot column ``beat_column`` marks two beats or more)."""
+    """How often R_θ's return ranks real motion above a corrupted copy of it.
+
+    Parameters
+    ----------
+    model : R_θ.
+    motions : (joints (T, 24, 3) at ``fps``, raw music (N, D)) pairs.
+    fps : the motion frame rate.
+    seed : seed of the corruptions.
+    repeats : corrupted copies per motion and kind.
+    kinds : corruption kinds (default: all).
+    beat_column : the music's beat one-hot column; "offbeat" only for music where it marks two beats or more.
+
+    Returns
+    -------
+    {kind: fraction of pairs won by the real motion, or None without a pair}.
+    """
     from e3d2_core.training import corrupt
 
     rng = np.random.default_rng(seed)
@@ -291,14 +343,11 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     run_dir = Path(run_dir)
     work = run_dir / "reward"
     cfg = config.get("reward", {})
-    train_cfg = {"steps": 2000, "batch": 64, "lr": 1e-4, "min_len": 8, "max_len": 28, "eval_every": 100,
-                 "patience": 5, "reward_l2": 1e-3, "corrupt_fraction": 0.25, "eval_seconds": 5.0,
-                 "corruptions": ["noise", "shuffle", "slow", "loop"], "real_pairs": True, "noise_probe": 0.0,
-                 "ema": 0.0, **cfg.get("train", {})}
+    train_cfg = {**REWARD_TRAIN_DEFAULTS, **cfg.get("train", {})}
     seed = int(cfg.get("seed", config.get("seed", 0)))
-    stages.apply_threads(config)
+    apply_threads(config)
     torch.manual_seed(seed)
-    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    index = json.loads((run_dir / OUTPUTS["demos"]).read_text())
     fps = float(index["fps"])
     demos = load_demos(run_dir)
     music_dim = demos[0]["music"].shape[1]
@@ -307,8 +356,8 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     if not train or not held:
         raise E3D2Error("R_θ needs demonstrations on training and on held-out music", path=run_dir)
     # corrupted pairs: the real training dances, and the least-noisy demonstrations
-    train_shard = stages.load_split(config, "train")
-    test_shard = stages.load_split(config, "test", required=False)
+    train_shard = load_split(config, "train")
+    test_shard = load_split(config, "test", required=False)
     real_train = _real_motions(train_shard, fps)
     best_eps = min(float(e) for e in index["eps"])
     demo_clean = [(_joints(d["poses"][i], d["trans"][i]).numpy(), d["music"])
@@ -320,7 +369,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     # π_BC's takes have no timing of their own to break: only the motion corruptions
     plain = tuple(k for k in kinds if k != "offbeat")
     extra += corruption_groups(demo_clean, fps, model.features, seed + 1, plain) if plain else []
-    val_shard = stages.load_split(config, "val", required=False)
+    val_shard = load_split(config, "val", required=False)
     real_groups = (real_over_policy_groups(demos, (train_shard, val_shard), model.features)
                    if train_cfg["real_pairs"] else [])
     extra += real_groups
@@ -345,7 +394,7 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
     eval_len = min(eval_len, min(g.steps for g in held))     # short held-out songs (tiny test data)
     short_len = (int(train_cfg["min_len"]) + int(train_cfg["max_len"])) // 2
     held_select, held_test = split_takes(held)
-    model.to(stages.stage_device(config, options))     # trains on the GPU when there is one; judged on the CPU below
+    model.to(stage_device(config, options))     # trains on the GPU when there is one; judged on the CPU below
     state = train_trex(model, train, held_select, steps=int(train_cfg["steps"]), batch=int(train_cfg["batch"]),
                        lr=float(train_cfg["lr"]), min_len=int(train_cfg["min_len"]),
                        max_len=int(train_cfg["max_len"]), eval_len=eval_len,
@@ -376,16 +425,16 @@ def run_reward(config: dict, run_dir: Path, options: StageOptions) -> Path:
         "held_out_music": sorted({g.name for g in held}), "eval_snippet_steps": eval_len,
         "eval_snippet_seconds": eval_len * model.step_seconds, "short_snippet_steps": short_len,
     }
-    _write_json(work / "history.json", state["history"])
-    _write_json(work / "summary.json", summary)
+    write_json(work / "history.json", state["history"])
+    write_json(work / "summary.json", summary)
     if state["history"]:
         plot_accuracy(state["history"], work / "accuracy.png")
-    bc = stages.load_stage_output(run_dir, "bc")
+    bc = load_stage_output(run_dir, "bc")
     entry = reward_entry(model, policy_fingerprint=policy_fingerprint(bc["policy"]["state_dict"]),
                          music_kind=str(index["music_kind"]), note="T-REX on ε-ranked π_BC demonstrations",
                          metrics={"reward_accuracy": summary["reward_accuracy"]})
-    output = run_dir / stages.STAGES["reward"].output
-    stages.save_stage_output(output, {"reward": entry})
+    output = run_dir / OUTPUTS["reward"]
+    save_stage_output(output, {"reward": entry})
     return output
 
 
@@ -399,19 +448,19 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
     run_dir = Path(run_dir)
     name = "rl" if kind == "learned" else "rl_hand"
     work = run_dir / name
-    cfg = {"checkpoint_every": 10, "eval_steps": 400, **config.get("rl", {}), "reward": kind}
-    stages.apply_threads(config)
+    cfg = {**RL_STAGE_DEFAULTS, **config.get("rl", {}), "reward": kind}
+    apply_threads(config)
     torch.manual_seed(int(cfg.get("seed", 0)))
-    device = stages.stage_device(config, options)
+    device = stage_device(config, options)
     vqvae, policy, bc = _models(run_dir, device)
-    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+    reward_model = reward_from_entry(load_stage_output(run_dir, "reward")["reward"],
                                      policy_state=bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
-    index = json.loads((run_dir / stages.STAGES["demos"].output).read_text())
+    index = json.loads((run_dir / OUTPUTS["demos"]).read_text())
     demos = load_demos(run_dir)
     songs = [Song(d["music_id"], d["music"], d["split"]) for d in demos]
     train_songs = [s for s in songs if s.split == "train"]
     held_songs = [s for s in songs if s.split == "held_out"]
-    train_shard = stages.load_split(config, "train")
+    train_shard = load_split(config, "train")
     seeds = seed_codes_from(vqvae, train_shard.sequences, 8, np.random.default_rng(0), device)
     mean, std = bc["music"]["mean"], bc["music"]["std"]
     beat_column = BEAT_COLUMN[str(index["music_kind"])]
@@ -429,7 +478,7 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
         for music, songs_ in (("held_out", held_songs), ("train", train_songs[:2])):
             returns = evaluate_returns(runner.policy, vqvae, songs_, mean, std, seeds, reward_model=reward_model,
                                        kinds=("learned", "hand"), beat_column=beat_column,
-                                       max_steps=int(cfg["eval_steps"]), starts=int(cfg.get("eval_starts", 4)),
+                                       max_steps=int(cfg["eval_steps"]), starts=int(cfg["eval_starts"]),
                                        temperature=float(cfg.get("eval_temperature", runner.cfg["temperature"])))
             out.update({f"{music}_{kind}": value for kind, value in returns.items()})
         return out
@@ -437,7 +486,7 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
     summary_path = work / "summary.json"
     before = json.loads(summary_path.read_text())["before"] if summary_path.is_file() and options.resume \
         else evaluate()
-    _write_json(summary_path, {"before": before})
+    write_json(summary_path, {"before": before})
     snapshots = sorted(int(s) for s in cfg.get("snapshot_steps", []))
     while runner.iteration_count < int(cfg["iterations"]):
         steps_before = runner.interaction_steps
@@ -456,13 +505,13 @@ def _rl(config: dict, run_dir: Path, options: StageOptions, kind: str) -> Path:
         if runner.iteration_count % int(cfg["checkpoint_every"]) == 0:
             _save_torch(state_path, runner.state())
     after = evaluate()
-    _write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
-                               "reward_stats": list(runner.stats or []), "reward": kind,
-                               "rl_music": "training music (every song except the held-out one)"})
-    output = run_dir / stages.STAGES[name].output
+    write_json(summary_path, {"before": before, "after": after, "interaction_steps": runner.interaction_steps,
+                              "reward_stats": list(runner.stats or []), "reward": kind,
+                              "rl_music": "training music (every song except the held-out one)"})
+    output = run_dir / OUTPUTS[name]
     policy_cfg = dict(bc["policy"]["config"])
-    stages.save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
-                                                    "reward": kind, "interaction_steps": runner.interaction_steps}})
+    save_stage_output(output, {"policy_rl": {"config": policy_cfg, "state_dict": runner.state()["policy"],
+                                             "reward": kind, "interaction_steps": runner.interaction_steps}})
     return output
 
 
@@ -474,45 +523,3 @@ def run_rl(config: dict, run_dir: Path, options: StageOptions) -> Path:
 def run_rl_hand(config: dict, run_dir: Path, options: StageOptions) -> Path:
     """The Table 3 ablation: the same RL against the hand-designed reward (beat alignment + orientation)."""
     return _rl(config, run_dir, options, "hand")
-
-
-register_stage(Stage("demos", run_demos, "demos.json", needs=("vqvae", "bc"), order=30,
-                     help="ε-ranked demonstrations: π_BC rolled out with token-level ε-greedy noise"))
-register_stage(Stage("reward", run_reward, "reward.pt", needs=("demos",), bundle_keys=("reward",), order=40,
-                     help="reward model R_θ by T-REX on time-aligned snippet pairs"))
-register_stage(Stage("rl", run_rl, "rl.pt", needs=("reward",), bundle_keys=("policy_rl",), order=50,
-                     help="π_RL: PPO against R_θ with a KL guard to π_BC"))
-register_stage(Stage("rl_hand", run_rl_hand, "rl_hand.pt", needs=("reward",), order=55,
-                     help="Table 3 ablation: the same RL with the hand-designed reward"))
-
-
-def _run_guide(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    from e3d2_core.training.guide import run_guide
-
-    return run_guide(config, run_dir, options)
-
-
-register_stage(Stage("guide", _run_guide, "guide.pt", needs=("bc",), bundle_keys=("beat_guide",), order=60,
-                     help="the beat guide's tables: each code's speed, frame by frame, on the policies' dances",
-                     rerun_after_upstream=True))
-
-
-def _run_distill(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    from e3d2_core.training.distill import run_distill
-
-    return run_distill(config, run_dir, options)
-
-
-register_stage(Stage("distill", _run_distill, "distill.pt", needs=("guide",), bundle_keys=("policy_beat",),
-                     order=65, help="π_beat: π_RL fine-tuned on its own beat-guided takes (dances on the beat raw)",
-                     rerun_after_upstream=True))
-
-
-def _run_report(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    from e3d2_core.training.report import run_report
-
-    return run_report(config, run_dir, options)
-
-
-register_stage(Stage("report", _run_report, "report.json", needs=("rl",), order=80,
-                     help="the paper's Tables 1, 3, 4 and Figure 3 on the run's held-out music"))

@@ -14,6 +14,8 @@ from e3d2_core.beat_guide import guide_entry, measure_tables
 from e3d2_core.generation import normalise_music
 from e3d2_core.training.demos import songs_from_shards
 
+GUIDE_DEFAULTS = {"takes": 4, "max_codes": 240, "seed": 0, "temperature": 0.7}
+
 def guide_from_shards(vqvae, policies, train_shards, mean, std, *, takes: int = 4, max_codes: int = 240,
                       seed: int = 0, temperature: float = 0.7) -> dict:
     """The ``"beat_guide"`` bundle entry of ``vqvae``, measured on ``policies``' dances to the shards' songs.
@@ -75,22 +77,22 @@ def run_guide(config: dict, run_dir, options) -> "Path":
     one) π_RL's dances to the training songs; config section ``guide: {takes, max_codes, seed, temperature}``."""
     from pathlib import Path
 
-    from e3d2_core.training import stages
+    from e3d2_core.training import stage_common as stages
 
     run_dir = Path(run_dir)
-    cfg = {"takes": 4, "max_codes": 240, "seed": 0, "temperature": 0.7, **config.get("guide", {})}
+    cfg = {**GUIDE_DEFAULTS, **config.get("guide", {})}
     stages.apply_threads(config)
     device = stages.stage_device(config, options)
     vqvae, _ = stages.load_vqvae(run_dir, device)
     bc = stages.load_stage_output(run_dir, "bc")
     parts = dict(bc)
-    if (run_dir / stages.STAGES["rl"].output).is_file():
+    if (run_dir / stages.OUTPUTS["rl"]).is_file():
         parts.update(stages.load_stage_output(run_dir, "rl"))
     entry = guide_from_shards(vqvae, policies_of(parts), [stages.load_split(config, "train")],
                               bc["music"]["mean"], bc["music"]["std"], takes=int(cfg["takes"]),
                               max_codes=int(cfg["max_codes"]), seed=int(cfg["seed"]),
                               temperature=float(cfg["temperature"]))
-    output = run_dir / stages.STAGES["guide"].output
+    output = run_dir / stages.OUTPUTS["guide"]
     if options.progress:
         print(f"guide: code speeds measured on {entry['songs']} songs x {entry['takes']} takes")
     stages.save_stage_output(output, {"beat_guide": entry})

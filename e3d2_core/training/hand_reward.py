@@ -1,6 +1,6 @@
 """The hand-designed reward of the paper's Table 3: beat alignment (+-5 per step) plus body orientation.
 
-This is Bailando's ``UpDownReward`` (SPEC §5) re-implemented from its description, per code step:
+This is Bailando's ``UpDownReward`` re-implemented from its description, per code step:
 
 * **beat**: motion beats are strict local minima of the mean joint speed, Gaussian-smoothed with sigma = 5 frames
   at 60 fps (scaled with the frame rate); music beats are the beat one-hot. Both become per-step flags (max over the
@@ -21,7 +21,9 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
-# column of the beat one-hot in each music feature kind (AUDIO_CONTRACT / e3d2_core.audio)
+from e3d2_core.errors import E3D2Error
+
+# column of the beat one-hot in each music feature kind (e3d2_core.audio, docs/audio-and-preview.md)
 BEAT_COLUMN = {"bailando": 53, "compact": 33}
 PELVIS, LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 0, 1, 2, 4, 5, 7, 8
 NECK, LEFT_COLLAR, RIGHT_COLLAR, HEAD = 12, 13, 14, 15
@@ -62,12 +64,12 @@ def beat_reward(joints: np.ndarray, music_beats: np.ndarray, fps: float, frames_
     elif music.shape[1] >= n:
         music = (music[:, :n] > 0).astype(np.float32)
     else:
-        raise ValueError(f"music beats cover {music.shape[1]} entries, the motion {n} steps")
+        raise E3D2Error(f"music beats cover {music.shape[1]} entries, the motion {n} steps")
     reward = (music * motion - 0.5) * 10.0
     if mode == "paper":
         reward = np.where(music > 0, reward, 5.0)
     elif mode != "code":
-        raise ValueError(f"unknown beat mode {mode!r}")
+        raise E3D2Error(f"unknown beat mode {mode!r}")
     return reward.astype(np.float32)
 
 

@@ -10,8 +10,9 @@ Evaluation protocol (documented in docs/e3d2.md):
   barely moves (0.22 m/s mean joint speed against 1.27 for the real dance), which no metric should reward.
 * FID_k / FID_g against the windows of the held-out real motion, z-scored by the statistics of all real windows
   (train + test); Div over the normalised generated windows; BAS per window with the **exact music beats** the
-  shards store (``beat_frames``: the song's beats at the motion fps, SPEC §7), averaged. Shards written before
-  they existed fall back to the code-rate beat column (beats placed at each step's first frame) and the report's
+  shards store (``beat_frames``: the song's beats at the motion fps, docs/metrics.md), averaged; all with
+  :mod:`e3d2_core.metrics.evaluate`'s functions (``pool_features``, ``set_metrics``, ``track_bas``). Shards written
+  before they existed fall back to the code-rate beat column (beats placed at each step's first frame) and the report's
   ``protocol.music_beats`` and a note on stderr say so (``prepare_bundled.py --add-beats DIR`` upgrades them).
 * 95 % intervals: percentile bootstrap over windows (200 resamples).
 """
@@ -25,44 +26,56 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from e3d2_core.generation import DEFAULT_TEMPERATURE
+from e3d2_core.metrics.evaluate import pool_features, set_metrics, track_bas
+from e3d2_core.metrics.fid import normalize, pool_statistics
 from e3d2_core.skeleton import forward_kinematics_torch
+from e3d2_core.training.stage_common import OUTPUTS, load_split, load_stage_output, load_vqvae, model_class
 
 WINDOW_SECONDS = 5.0
+# the config's ``report`` section: bootstrap resamples, and the decoding of the generated dances
+REPORT_DEFAULTS = {"resamples": 200, "temperature": DEFAULT_TEMPERATURE, "samples": 4}
 METRICS = ("fid_k", "fid_g", "div_k", "div_g", "bas")
 
 
 def windows(joints: np.ndarray, size: int) -> list[np.ndarray]:
+    """Non-overlapping ``size``-frame windows of a (T, 24, 3) track from frame 0 (a shorter rest is dropped)."""
     return [joints[a:a + size] for a in range(0, len(joints) - size + 1, size)]
 
 
-def features(window_list):
-    from e3d2_core.metrics import geometric_features, kinetic_features
+def bas_of(window_list, beat_list) -> np.ndarray:
+    """BAS of the windows where it is defined.
 
-    k = np.stack([kinetic_features(w) for w in window_list])
-    g = np.stack([geometric_features(w) for w in window_list])
-    return k, g
+    Parameters
+    ----------
+    window_list : n arrays (W, 24, 3), metres, 60 fps.
+    beat_list : n arrays of music-beat frames, relative to each window's first frame.
 
-
-def bas_of(window_list, beat_list):
-    from e3d2_core.metrics import beat_align_score, motion_beats
-
-    scores = []
-    for w, beats in zip(window_list, beat_list):
-        beats = beats[beats < len(w) - 1]
-        mb = motion_beats(w)
-        if len(beats) and len(mb):
-            scores.append(beat_align_score(beats, mb))
-    return np.array(scores)
+    Returns
+    -------
+    (m,) float, m <= n: the windows with a music beat and a motion beat, in order.
+    """
+    scores = [track_bas(w, beats) for w, beats in zip(window_list, beat_list)]
+    return np.array([score for score in scores if score is not None])
 
 
 def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, extra: dict | None = None) -> dict:
-    """{fid_k, fid_g, div_k, div_g, bas, ci: {metric: [lo, hi]}} for predicted vs reference window features.
+    """FID, Div and BAS of predicted windows against reference windows, with percentile bootstrap intervals.
 
-    ``extra``: {name: (n,) per-window scores} (e.g. PFC), averaged over the same bootstrap draws of windows as FID
-    and Div (NaN windows left out of the mean); each becomes one more metric with its interval.
+    Parameters
+    ----------
+    pred, ref : (kinetic (n, 72), geometric (n, 32)) raw features of the predicted and reference windows.
+    pool_stats : ((mean, std) kinetic, (mean, std) geometric) that z-score both (all real windows).
+    bas_scores : (m,) per-window BAS (:func:`bas_of`), bootstrapped separately.
+    rng : numpy Generator of the bootstrap draws.
+    resamples : bootstrap draws of the n windows (with replacement).
+    extra : {name: (n,) per-window scores} (e.g. PFC), averaged over the same draws as FID and Div (NaN windows
+        left out of the mean); each becomes one more metric with its interval.
+
+    Returns
+    -------
+    {"fid_k", "fid_g", "div_k", "div_g", "bas", *extra, "ci": {metric: [2.5 %, 97.5 %] or None}, "n_windows"}.
     """
-    from e3d2_core.metrics import diversity, frechet_distance, normalize
-
     (pk, pg), (rk, rg) = pred, ref
     (mk, sk), (mg, sg) = pool_stats
     nk, ng, rkn, rgn = normalize(pk, mk, sk), normalize(pg, mg, sg), normalize(rk, mk, sk), normalize(rg, mg, sg)
@@ -75,8 +88,7 @@ def metric_table(pred, ref, pool_stats, bas_scores, rng, resamples: int = 200, e
         return float(values.mean()) if len(values) else None
 
     def compute(idx, bas_idx):
-        out = {"fid_k": float(frechet_distance(nk[idx], rkn)), "fid_g": float(frechet_distance(ng[idx], rgn)),
-               "div_k": float(diversity(nk[idx])), "div_g": float(diversity(ng[idx])),
+        out = {**set_metrics(nk[idx], ng[idx], rkn, rgn),
                "bas": float(bas_scores[bas_idx].mean()) if len(bas_scores) else None}
         out.update({name: mean_finite(v[idx]) for name, v in extra.items()})
         return out
@@ -105,16 +117,37 @@ def _beats(music: np.ndarray, beat_column: int, per_step: int) -> np.ndarray:
 
 
 def sequence_beats(seq, beat_column: int, per_step: int) -> np.ndarray:
-    """Music-beat frames of one shard sequence: its exact ``beat_frames`` when the shard has them, else the
-    code-rate beat column's steps placed at their first frame (older shards)."""
+    """Music-beat frames of one shard sequence.
+
+    Parameters
+    ----------
+    seq : a shard ``Sequence``.
+    beat_column : the beat one-hot column of its music features.
+    per_step : motion frames per code step (8).
+
+    Returns
+    -------
+    (K,) int64 frames at the motion fps: its exact ``beat_frames`` when the shard has them, else the code-rate
+    beat column's steps placed at their first frame (older shards).
+    """
     if seq.beat_frames is not None:
         return np.asarray(seq.beat_frames, np.int64)
     return _beats(seq.music, beat_column, per_step)
 
 
 def exact_beats_for_music(music: np.ndarray, music_id: str, shards) -> np.ndarray | None:
-    """Exact beats of a track cut from a shard sequence (e.g. a demonstration's music: a sequence's music or its
-    prefix), found by its music id and rows; None when no sequence with beats matches."""
+    """Exact beats of a track cut from a shard sequence, found by its music id and rows.
+
+    Parameters
+    ----------
+    music : (N, D) code-rate features: a sequence's music or its prefix (e.g. a demonstration's).
+    music_id : the song's id.
+    shards : shards (or None) to look in.
+
+    Returns
+    -------
+    (K,) int64 frames at the motion fps within the N steps, or None when no sequence with beats matches.
+    """
     n = len(music)
     for shard in shards:
         if shard is None:
@@ -128,7 +161,17 @@ def exact_beats_for_music(music: np.ndarray, music_id: str, shards) -> np.ndarra
 
 def random_code_joints(vqvae, lengths, seed: int = 0) -> list[np.ndarray]:
     """A random-code policy: uniform random (up, down) codes, one per step, decoded by the VQ-VAE.
-    ``lengths`` are frame counts; returns one (8N, 24, 3) joint track each."""
+
+    Parameters
+    ----------
+    vqvae : the run's ChoreographicMemory.
+    lengths : frame counts; each gives N = frames // 8 code steps.
+    seed : seed of the code draws.
+
+    Returns
+    -------
+    One (8N, 24, 3) joint track (metres) per length.
+    """
     generator = torch.Generator().manual_seed(seed)
     size = int(vqvae.config["codebook_size"])
     out = []
@@ -144,8 +187,21 @@ def random_code_joints(vqvae, lengths, seed: int = 0) -> list[np.ndarray]:
 
 @torch.no_grad()
 def _generate(policy, vqvae, seqs, mean, std, temperature: float = 0.0, samples: int = 1, seed: int = 0):
-    """``samples`` dances per held-out sequence (sequence-major), each starting from the first code of that real
-    dance (Bailando's seeding): greedy with temperature 0 (then one each), else seeded samples at ``temperature``."""
+    """Dances of ``policy`` on the music of held-out sequences, each from the first code of that real dance.
+
+    Parameters
+    ----------
+    policy, vqvae : the models.
+    seqs : shard sequences (their music and first motion frames are used).
+    mean, std : (D,) music normalisation of the bundle.
+    temperature : 0 is greedy (then one dance per sequence), else seeded sampling at this temperature.
+    samples : dances per sequence when sampling.
+    seed : sequence k draws with seed ``seed * 1000 + k``.
+
+    Returns
+    -------
+    (8N, 24, 3) joint tracks (metres), sequence-major.
+    """
     from e3d2_core.generation import generate_codes
 
     samples = 1 if temperature <= 0 else int(samples)
@@ -216,7 +272,7 @@ class Evaluation:
         if pfc:
             from e3d2_core.metrics import pfc_score
             extra = {"pfc": [pfc_score(w, self.fps) for w, _ in wins]}
-        return metric_table(features([w for w, _ in wins]), self.ref, self.stats,
+        return metric_table(pool_features([w for w, _ in wins]), self.ref, self.stats,
                             bas_of([w for w, _ in wins], [b for _, b in wins]), self.rng, self.resamples, extra)
 
     @property
@@ -224,8 +280,7 @@ class Evaluation:
         return [seq.music for seq in self.test.sequences for _ in range(self.per_sequence)]
 
     def policy(self, state):
-        from e3d2_core.training import stages
-        policy = stages.model_class("policy")(dict(self.bc["policy"]["config"]))
+        policy = model_class("policy")(dict(self.bc["policy"]["config"]))
         policy.load_state_dict(state)
         return policy
 
@@ -235,23 +290,28 @@ class Evaluation:
 
 
 def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) -> Evaluation:
-    """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring)."""
-    from e3d2_core.generation import DEFAULT_TEMPERATURE
-    from e3d2_core.metrics import pool_statistics
-    from e3d2_core.training import stages
+    """Load a run's VQ-VAE and π_BC and the data splits, and build the held-out reference (see module docstring).
+
+    Parameters
+    ----------
+    config : the run's training config (its ``report`` section and data).
+    run_dir : the run folder.
+    rng : numpy Generator of the bootstrap draws (default: seeded with 0).
+    quiet : no note on stderr for shards without exact beats.
+    """
     from e3d2_core.training.hand_reward import BEAT_COLUMN
 
     run_dir = Path(run_dir)
-    report_cfg = config.get("report", {})
-    resamples = int(report_cfg.get("resamples", 200))
-    vqvae, _ = stages.load_vqvae(run_dir, torch.device("cpu"))
-    bc = stages.load_stage_output(run_dir, "bc")
+    report_cfg = {**REPORT_DEFAULTS, **config.get("report", {})}
+    resamples = int(report_cfg["resamples"])
+    vqvae, _ = load_vqvae(run_dir, torch.device("cpu"))
+    bc = load_stage_output(run_dir, "bc")
     fps, per_step = float(vqvae.fps), int(vqvae.downsample)
     size = int(round(WINDOW_SECONDS * fps))
     beat_column = BEAT_COLUMN[str(bc["music"]["kind"])]
-    train = stages.load_split(config, "train")
-    val = stages.load_split(config, "val", required=False)
-    test = stages.load_split(config, "test", required=False) or val
+    train = load_split(config, "train")
+    val = load_split(config, "val", required=False)
+    test = load_split(config, "test", required=False) or val
     exact = test.has_beats and train.has_beats
     notes = []
     if not exact:
@@ -263,18 +323,30 @@ def evaluation(config: dict, run_dir: Path, *, rng=None, quiet: bool = False) ->
     real_test = [(_joints(s.poses, s.trans), sequence_beats(s, beat_column, per_step)) for s in test.sequences]
     real_all = [_joints(s.poses, s.trans) for s in train.sequences] + [j for j, _ in real_test]
     pool = [w for j in real_all for w in windows(j, size)]
-    pk, pg = features(pool)
+    pk, pg = pool_features(pool)
     ev = Evaluation(vqvae, bc, fps, per_step, size, beat_column, train, val, test, real_test,
                     (pool_statistics(pk), pool_statistics(pg)), (None, None),
                     rng if rng is not None else np.random.default_rng(0), resamples, exact, notes,
-                    float(report_cfg.get("temperature", DEFAULT_TEMPERATURE)), int(report_cfg.get("samples", 4)))
-    ev.ref = features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
+                    float(report_cfg["temperature"]), int(report_cfg["samples"]))
+    ev.ref = pool_features([w for w, _ in ev.window_pairs([j for j, _ in real_test], ev.test_beats)])
     return ev
 
 
 @torch.no_grad()
 def reward_per_minute(reward_model, joint_list, music_list, rng, resamples: int = 200) -> dict:
-    """R_θ's return per minute of each dance on its music: the mean over dances and a bootstrap 95 % interval."""
+    """R_θ's return per minute of each dance on its music.
+
+    Parameters
+    ----------
+    reward_model : R_θ.
+    joint_list : (T_i, 24, 3) joint tracks at R_θ's fps.
+    music_list : (N_i, D) raw code-rate music of each.
+    rng, resamples : the bootstrap over dances.
+
+    Returns
+    -------
+    {"mean": float, "ci": [2.5 %, 97.5 %], "n": number of dances}.
+    """
     values = []
     for joints, music in zip(joint_list, music_list):
         feats = reward_model.features(torch.as_tensor(joints)[None])
@@ -288,7 +360,7 @@ def reward_per_minute(reward_model, joint_list, music_list, rng, resamples: int 
 
 
 def build_report(config: dict, run_dir: Path) -> dict:
-    from e3d2_core.training import stages
+    """The report of a finished run (Tables 1, 3, 4, R_θ's accuracy, the protocol): what ``report.json`` holds."""
     from e3d2_core.training.demos import load_demos
 
     run_dir = Path(run_dir)
@@ -297,7 +369,7 @@ def build_report(config: dict, run_dir: Path) -> dict:
     test_beats = ev.generated_beats
     from e3d2_core.scoring import reward_from_entry
 
-    reward_model = reward_from_entry(stages.load_stage_output(run_dir, "reward")["reward"],
+    reward_model = reward_from_entry(load_stage_output(run_dir, "reward")["reward"],
                                      policy_state=ev.bc["policy"]["state_dict"], where=str(run_dir / "reward.pt"))
     returns = {"gt": reward_per_minute(reward_model, [j for j, _ in ev.real_test],
                                        [s.music for s in ev.test.sequences], ev.rng, ev.resamples)}
@@ -308,7 +380,7 @@ def build_report(config: dict, run_dir: Path) -> dict:
     table3 = [{"reward": "learned", "steps": 0, **(table1["bc"] or {})},
               {"reward": "hand", "steps": 0, **(table1["bc"] or {})}]
     for name, reward in (("rl", "learned"), ("rl_hand", "hand")):
-        out_path = run_dir / stages.STAGES[name].output
+        out_path = run_dir / OUTPUTS[name]
         if not out_path.is_file():
             continue
         snaps = sorted((run_dir / name / "snapshots").glob("steps_*.pt"), key=lambda p: int(p.stem[6:]))
@@ -362,11 +434,11 @@ def build_report(config: dict, run_dir: Path) -> dict:
 
 
 def run_report(config: dict, run_dir: Path, options) -> Path:
+    """The ``report`` stage: write :func:`build_report` to ``RUN/report.json``."""
     from e3d2_core.fileio import atomic_open
-    from e3d2_core.training import stages
 
     report = build_report(config, run_dir)
-    output = Path(run_dir) / stages.STAGES["report"].output
+    output = Path(run_dir) / OUTPUTS["report"]
     with atomic_open(output, "w") as handle:
         json.dump(report, handle, indent=2)
     return output

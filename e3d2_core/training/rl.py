@@ -22,6 +22,7 @@ import copy
 import numpy as np
 import torch
 
+from e3d2_core.errors import E3D2Error
 from e3d2_core.models.reward import RewardModel
 from e3d2_core.skeleton import forward_kinematics_torch
 from e3d2_core.training.hand_reward import hand_reward
@@ -74,7 +75,7 @@ def step_rewards(kind: str, joints: torch.Tensor, raw_music: torch.Tensor, *, re
     if kind == "hand":
         beats = raw_music[..., beat_column] > 0.5
         return hand_reward(joints, beats, fps, orientation_weight=orientation_weight)
-    raise ValueError(f"unknown reward {kind!r}")
+    raise E3D2Error(f"unknown reward {kind!r}")
 
 
 def sequence_logp(policy, music, up, down, temperature: float):
@@ -131,7 +132,7 @@ class RLRunner:
         self.vqvae = vqvae.eval()
         self.songs = [s for s in songs if len(s.music) >= self.cfg["window"]]
         if not self.songs:
-            raise ValueError(f"no training song has {self.cfg['window']} code steps")
+            raise E3D2Error(f"no training song has {self.cfg['window']} code steps")
         self.mean, self.std = music_mean, music_std
         self.seed_up, self.seed_down = seeds
         self.reward_model = reward_model

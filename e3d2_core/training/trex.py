@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from e3d2_core.errors import E3D2Error
 from e3d2_core.models.reward import RewardModel
 
 
@@ -125,7 +126,7 @@ def sample_pairs(groups: list[RankedGroup], count: int, length: int, rng: np.ran
     """``count`` (better_window, worse_window) pairs of ``length`` steps from random groups and rank pairs."""
     usable = [g for g in groups if g.steps >= length and len(g.ranks()) >= 2]
     if not usable:
-        raise ValueError(f"no group has two ranks and {length} steps")
+        raise E3D2Error(f"no group has two ranks and {length} steps")
     better, worse = [], []
     for _ in range(count):
         group = usable[rng.integers(len(usable))]
