@@ -190,7 +190,7 @@ def test_regenerated_range_scores_like_a_fresh_generation(song_clip):
         return values.sum() / (len(values) / 7.5 / 60.0)
 
     generator = editing.load_generator()
-    fresh = api.generate(song_clip, seed=11, takes=12, beat_lock=0)   # edits continue the raw policy
+    fresh = api.generate(song_clip, seed=11, takes=12, beat_lock=0, beat_guide=0)   # edits continue the raw policy
     regenerated = []
     for dance in fresh:
         for take in editing.regenerate(dance, song_clip, start=start, end=end, seed=12, takes=3, generator=generator):
