@@ -18,8 +18,14 @@ Joint centres are SMPL's mean body (rigs place joints at joint centres too) with
 made 3-8 % longer or shorter (Mixamo legs 0.97, arms 1.04, trunk 1.04; UE5 1.04, 1.03, 0.96; VRM 1.06, 0.95,
 0.92), so no rig is SMPL scaled; UE5's five spine bones sit evenly along the spine, not at SMPL's joints.
 Each rig is a list of ``(name, parent, head, tail, roll)`` in armature space, the way an armature is built.
+
+Real rigs with real proportions: :func:`makehuman_bones` reads MakeHuman's CC0 rigs (tests/data/makehuman_rigs.json:
+its game-engine, Mixamo, CMU MotionBuilder and default skeletons, fitted to MakeHuman's default body).
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -208,3 +214,13 @@ def rig_from_bones(bones, name: str = "rig") -> Rig:
     rest = np.stack([bone_matrix(b[2], b[3], b[4]) for b in bones])
     tails = np.stack([np.asarray(b[3], float) for b in bones])
     return Rig(names, parents, rest, tails, name=name)
+
+
+MAKEHUMAN = Path(__file__).resolve().parent / "data" / "makehuman_rigs.json"
+
+
+def makehuman_bones(kind: str):
+    """One of MakeHuman's rigs ("game_engine", "mixamo", "cmu_mb", "default"): (name, parent, head, tail, roll)
+    rows in metres, Z up, facing -Y, parents first."""
+    rows = json.loads(MAKEHUMAN.read_text())["rigs"][kind]["bones"]
+    return [(n, p, np.array(h, float), np.array(t, float), float(roll)) for n, p, h, t, roll in rows]

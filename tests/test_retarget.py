@@ -132,6 +132,48 @@ def test_retargeted_joints_follow_the_source(kind, salsa):
     np.testing.assert_allclose(heads, channels.joints[:, list(fit.joints)], atol=1e-6 * fit.height)
 
 
+# MakeHuman's rigs (CC0) on its default body: real proportions, not SMPL's. Their rest joints are 2.6-9.7 % of
+# height away from SMPL's before anything moves (A-pose arms, wider and lower hips, another spine), so the raw
+# joint error measures the body as much as the retargeting; the pose on the rig's own proportions measures the
+# retargeting alone (quality.pose_error_on_rig_proportions).
+MAKEHUMAN = {"game_engine": ("ue4", 0.05, 0.025), "mixamo": ("mixamo", 0.06, 0.03), "cmu_mb": ("mixamo", 0.045, 0.045)}
+
+
+@pytest.mark.parametrize("kind", sorted(MAKEHUMAN))
+def test_real_makehuman_rigs_dance_with_their_own_proportions(kind, salsa):
+    poses, trans, fps = salsa
+    preset, raw_bound, pose_bound = MAKEHUMAN[kind]
+    rig = hr.rig_from_bones(hr.makehuman_bones(kind), f"MakeHuman {kind}")
+    found = names.detect_rig(rig.names, rig.parents)
+    assert found.rig == preset
+    fit = fit_rig(rig, found.bone_map)
+    channels = transfer.retarget_motion(poses, trans, fps, fit)
+    world, source = world_pose(poses, trans)
+    raw = quality.joint_error(source, channels.joints, fit)
+    pose = quality.pose_error_on_rig_proportions(world, channels.joints, fit)
+    assert raw["mean"] < raw_bound and pose["mean"] < pose_bound
+    for leg in ("left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle"):
+        assert pose["per_joint"][leg] < 0.015   # the legs differ only by the pelvis's best-fit turn at rest
+    assert quality.left_stays_left(source, channels.joints, fit) == 1.0
+    assert quality.facing_error_degrees(source, channels.joints, fit)[1] < 3.0
+    assert quality.lowest_sole(channels.joints, fit) >= -1e-9
+    posed = transfer.pose_matrices(rig, channels)
+    heads = posed[:, fit.bones[list(fit.joints)]][..., :3, 3]
+    np.testing.assert_allclose(heads, channels.joints[:, list(fit.joints)], atol=1e-6 * fit.height)
+
+
+def test_the_name_matcher_maps_makehumans_own_rig():
+    """MakeHuman's default rig (163 bones, .L/.R, split limb bones, face bones) has no preset: the matcher
+    finds its body and says it has no hand joint."""
+    bones = hr.makehuman_bones("default")
+    found = names.detect_rig([b[0] for b in bones], [[b[0] for b in bones].index(b[1]) if b[1] else -1 for b in bones])
+    assert found.rig == "generic" and set(found.unmapped) == {"left_hand", "right_hand"}
+    got = found.bone_map.bones
+    assert (got["left_hip"], got["left_knee"], got["left_ankle"]) == ("upperleg01.L", "lowerleg01.L", "foot.L")
+    assert (got["right_shoulder"], got["right_elbow"], got["right_wrist"]) == ("upperarm01.R", "lowerarm01.R", "wrist.R")
+    assert (got["neck"], got["head"], got["left_collar"]) == ("neck01", "head", "clavicle.L")
+
+
 def test_rest_pose_rolls_and_axes_do_not_change_the_dance(salsa):
     """The same body in T-pose and in A-pose, with other bone rolls: the dance puts its joints in one place."""
     poses, trans, fps = salsa

@@ -76,3 +76,42 @@ def lowest_sole(joints: np.ndarray, fit: RigFit, *, armature_space: bool = True)
 def lowest_source_sole(source: np.ndarray, fit: RigFit) -> float:
     """The same for the SMPL source, in fractions of its height."""
     return float(smpl_sole_heights(source, fit.smpl_rest).min() / fit.smpl_height)
+
+
+def source_on_rig_proportions(world: np.ndarray, fit: RigFit) -> np.ndarray:
+    """(T, 24, 3) the source's pose on the rig's proportions, pelvis at the origin, SMPL's frame, rig units.
+
+    Each mapped joint hangs off its nearest mapped ancestor p, turned by p's SMPL world rotation (``world``,
+    (T, 24, 3, 3)): along SMPL's rest direction at the rig's rest length where p has one mapped child (a limb
+    segment: the rig's T- or A-pose plays no part), by the rig's own rest offset where it has several (the hips
+    off the pelvis, the collars off the chest: the character's build). A character whose limbs and trunk differ
+    from SMPL's cannot put its joints where SMPL's are, however well it is retargeted; against this reference
+    only the retargeting itself is measured (the rig's axes, rolls and rest pose, the baking), not the
+    proportions. Unmapped joints stay nan.
+    """
+    world = np.asarray(world, np.float64)
+    out = np.full(world.shape[:2] + (3,), np.nan)
+    out[:, 0] = 0.0
+    children = {p: [j for j in fit.joints if fit.structural_parent[j] == p] for p in fit.joints}
+    for j in fit.joints[1:]:
+        p = fit.structural_parent[j]
+        offset = fit.rest_joints[j] - fit.rest_joints[p]
+        if len(children[p]) == 1:
+            direction = fit.smpl_rest[j] - fit.smpl_rest[p]
+            offset = direction / np.linalg.norm(direction) * np.linalg.norm(offset)
+        out[:, j] = out[:, p] + world[:, p] @ offset
+    return out
+
+
+def pose_error_on_rig_proportions(world: np.ndarray, joints: np.ndarray, fit: RigFit, *,
+                                  armature_space: bool = True, names=MAJOR_JOINTS) -> dict:
+    """Like :func:`joint_error`, for the pose alone: each mapped joint's distance from the rig's pelvis against
+    :func:`source_on_rig_proportions`, as a fraction of the rig's height. ``joint_error`` less this is what
+    the character's proportions and its root motion (scaled by leg length) add."""
+    index = joint_names()
+    b = np.asarray(joints, np.float64) @ fit.frame if armature_space else np.asarray(joints, np.float64)
+    a = source_on_rig_proportions(world, fit)
+    measured = [n for n in names if fit.bones[index.index(n)] >= 0]
+    per = {n: float(np.linalg.norm(a[:, index.index(n)] - (b[:, index.index(n)] - b[:, 0]), axis=-1).mean()
+                    / fit.height) for n in measured}
+    return {"mean": float(np.mean(list(per.values()))), "per_joint": per, "joints": measured}
