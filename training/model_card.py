@@ -273,6 +273,10 @@ def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
         L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
                  f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
                  f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
+    if "beat_raw" in result["rows"]:
+        L += ["", "π_beat and the beat guide's tables were added to the bundle after the training run "
+              "(training/add_beat_guide.py); the E3D2 report below measures π_BC and π_RL as the run left them, "
+              "and only the table above measures π_beat and the product default."]
     return L + [""]
 
 
