@@ -123,10 +123,15 @@ def test_retargeted_joints_follow_the_source(kind, salsa):
     _, source = world_pose(poses, trans)
     error = quality.joint_error(source, channels.joints, fit)
     assert error["mean"] < 0.03 and len(error["joints"]) == 18
+    check_side_facing_floor_and_keys(rig, fit, channels, source)
+
+
+def check_side_facing_floor_and_keys(rig, fit, channels, source):
+    """Left stays left, facing is kept, no foot below the floor, and the keys, evaluated as Blender evaluates a
+    pose, put the bones where the retargeting said."""
     assert quality.left_stays_left(source, channels.joints, fit) == 1.0
     assert quality.facing_error_degrees(source, channels.joints, fit)[1] < 3.0
     assert quality.lowest_sole(channels.joints, fit) >= -1e-9
-    # the keys, evaluated as Blender evaluates a pose, put the bones where the retargeting said
     posed = transfer.pose_matrices(rig, channels)
     heads = posed[:, fit.bones[list(fit.joints)]][..., :3, 3]
     np.testing.assert_allclose(heads, channels.joints[:, list(fit.joints)], atol=1e-6 * fit.height)
@@ -154,12 +159,7 @@ def test_real_makehuman_rigs_dance_with_their_own_proportions(kind, salsa):
     assert raw["mean"] < raw_bound and pose["mean"] < pose_bound
     for leg in ("left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle"):
         assert pose["per_joint"][leg] < 0.015   # the legs differ only by the pelvis's best-fit turn at rest
-    assert quality.left_stays_left(source, channels.joints, fit) == 1.0
-    assert quality.facing_error_degrees(source, channels.joints, fit)[1] < 3.0
-    assert quality.lowest_sole(channels.joints, fit) >= -1e-9
-    posed = transfer.pose_matrices(rig, channels)
-    heads = posed[:, fit.bones[list(fit.joints)]][..., :3, 3]
-    np.testing.assert_allclose(heads, channels.joints[:, list(fit.joints)], atol=1e-6 * fit.height)
+    check_side_facing_floor_and_keys(rig, fit, channels, source)
 
 
 def test_the_name_matcher_maps_makehumans_own_rig():
