@@ -72,14 +72,18 @@ def build_armature(bones, name):
     return obj
 
 
-def evaluated_heads(obj, joint_bones, frames):
-    """(F, 24, 3) armature-space heads of the bones named per SMPL joint, as Blender evaluates them."""
+def evaluated_joints(obj, joint_bones, frames, fit):
+    """(F, 24, 3) armature-space joints of the bones named per SMPL joint, as Blender evaluates them: each bone's
+    head, the pelvis moved by ``fit.pelvis_offset`` where its joint is off its bone's head."""
     out = np.full((len(frames), 24, 3), np.nan)
+    pelvis_rest = np.array(obj.data.bones[joint_bones["pelvis"]].matrix_local)[:3, :3]
     for i, frame in enumerate(frames):
         bpy.context.scene.frame_set(int(frame))
         for j, joint in enumerate(bonemap.joint_names()):
             if joint_bones[joint]:
                 out[i, j] = np.array(obj.pose.bones[joint_bones[joint]].head)
+        posed = np.array(obj.pose.bones[joint_bones["pelvis"]].matrix)[:3, :3]
+        out[i, 0] += posed @ pelvis_rest.T @ fit.pelvis_offset
     return out
 
 
@@ -122,10 +126,10 @@ def check_dance(obj, action, motion, read_bones, key_bones=None):
     channels = transfer.retarget_motion(motion.poses, motion.trans, motion.fps, fit, foot_lock=action["e3d2_foot_lock"])
     frames = np.arange(action["e3d2_frame_start"], action["e3d2_frame_end"] + 1, 7)
     index = frames - action["e3d2_frame_start"]
-    keyed = evaluated_heads(obj, bone_map.bones, frames)
+    keyed = evaluated_joints(obj, bone_map.bones, frames, fit)
     np.testing.assert_allclose(keyed, channels.joints[index], atol=2e-4 * fit.height)   # float32 keys
     read_fit = fit_rig(character.rig_of(obj), bonemap.BoneMap(bone_map.read, bone_map.rig))
-    joints = evaluated_heads(obj, bone_map.read, frames)
+    joints = evaluated_joints(obj, bone_map.read, frames, read_fit)
     world, source = world_pose(motion.poses, motion.trans)
     world, source = world[index], source[index]
     return {"error": quality.joint_error(source, joints, read_fit)["mean"],
@@ -151,6 +155,19 @@ def test_a_character_dances_the_take_and_keeps_what_the_user_had(kind, salsa_fil
     assert snapshot(obj) == before and mine.use_fake_user                 # the user's take survives saving
     again = apply_salsa(obj, path)
     assert again.name == f"salsa_{kind}_character.001" and action.name in bpy.data.actions
+
+
+def test_makehumans_own_rig_dances_about_its_pelvis(salsa_file):
+    """MakeHuman's default rig (CC0, 163 bones, no preset): the name matcher maps it, and its ``root`` bone,
+    which starts behind the body, turns about the pelvis at its tail."""
+    path, motion = salsa_file
+    fresh_scene(fps=FPS)
+    obj = build_armature(hr.makehuman_bones("default"), "makehuman")
+    action = apply_salsa(obj, path)
+    assert bpy.context.scene.e3d2_character.map_rig == "generic"
+    numbers = check_dance(obj, action, motion, None)                  # keyed bones exactly where computed
+    assert numbers["left"] == 1.0 and numbers["facing"] < 3.0 and numbers["lowest"] >= -1e-4
+    assert numbers["error"] < 0.06 and numbers["pose_error"] < 0.025
 
 
 def test_a_rigify_rig_dances_on_its_fk_controls(rigify_blend, salsa_file):

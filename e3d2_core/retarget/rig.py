@@ -88,7 +88,9 @@ class RigFit:
     """How ``rig``'s mapped bones correspond to SMPL's joints (see the module docstring).
 
     ``joints``: mapped SMPL joint indices; ``bones``: (24,) bone index per joint or -1; ``frame``: C (3, 3);
-    ``rest_joints``: (24, 3) rig rest positions in SMPL's frame, rig units (nan when unmapped); ``alignment``:
+    ``rest_joints``: (24, 3) rig rest positions in SMPL's frame, rig units (nan when unmapped; each joint at its
+    bone's head, the pelvis at its bone's tail where that is where the hips and spine start:
+    ``pelvis_offset``, the pelvis joint less its bone's head at rest, armature space, is then non-zero); ``alignment``:
     (24, 3, 3); ``structural_parent``: (24,) nearest mapped SMPL ancestor or -1; ``scale``: rig leg / SMPL leg
     (rig units per metre); ``floor``: the rig's floor height in SMPL's frame; ``height``: the mapped head's rest
     height above that floor; ``root_offset``: the rig's pelvis height over the scaled SMPL standing pelvis height.
@@ -108,6 +110,7 @@ class RigFit:
     root_offset: float
     smpl_rest: np.ndarray
     smpl_floor: float
+    pelvis_offset: np.ndarray = field(default_factory=lambda: np.zeros(3), repr=False)
 
     @property
     def smpl_height(self) -> float:
@@ -152,6 +155,8 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
     mapped = tuple(int(j) for j in np.flatnonzero(bones >= 0))
     heads = np.full((len(names), 3), np.nan)
     heads[list(mapped)] = rig.heads[bones[list(mapped)]]
+    pelvis_offset = _pelvis_offset(rig, bones, heads)
+    heads[0] = heads[0] + pelvis_offset
 
     smpl_rest = skeleton_with_offsets(smpl_offsets).rest_joints()
     frame = _body_frame(heads, names)
@@ -183,7 +188,22 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
     smpl_floor = float(min(smpl_rest[10, 1], smpl_rest[11, 1]) - FOOT_JOINT_ABOVE_SOLE)
     root_offset = float(rest_joints[0, 1] - floor - scale * (smpl_rest[0, 1] - smpl_floor))
     return RigFit(rig, bone_map, mapped, bones, frame, rest_joints, alignment, parent, float(scale), floor,
-                  height, root_offset, smpl_rest, smpl_floor)
+                  height, root_offset, smpl_rest, smpl_floor, pelvis_offset)
+
+
+def _pelvis_offset(rig: Rig, bones: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """(3,) where the pelvis joint sits from its bone's head (armature space, at rest): zero, unless the bone's
+    tail is where the thighs start and its head is well away from there (MakeHuman's ``root`` starts 8 cm behind
+    the body and ends between the hips), when the joint is at the tail."""
+    if rig.tails is None or bones[1] < 0 or bones[2] < 0:
+        return np.zeros(3)
+    between_hips = (heads[1] + heads[2]) / 2
+    head, tail = heads[0], rig.tails[bones[0]]
+    hip_width = np.linalg.norm(heads[1] - heads[2])
+    from_head, from_tail = np.linalg.norm(head - between_hips), np.linalg.norm(tail - between_hips)
+    if from_tail < 0.25 * hip_width and from_head > 2.0 * from_tail + 0.1 * hip_width:
+        return tail - head
+    return np.zeros(3)
 
 
 def _body_frame(heads: np.ndarray, names) -> np.ndarray:

@@ -168,9 +168,10 @@ def bake(delta: np.ndarray, joints: np.ndarray, fit: RigFit, contacts=None) -> C
         matrix = np.array(to_bone)
         matrix[:, :3, :3] = wanted
         if b == root:
-            offset = arm_joints[:, 0] - to_bone[:, :3, 3]
+            head = arm_joints[:, 0] - arm_delta[:, 0] @ fit.pelvis_offset   # the joint may sit off the head
+            offset = head - to_bone[:, :3, 3]
             location = np.einsum("tji,tj->ti", to_bone[:, :3, :3], offset)     # R^T (head - t)
-            matrix[:, :3, 3] = arm_joints[:, 0]
+            matrix[:, :3, 3] = head
         posed[b] = matrix
         quats[:, k] = rotations.matrix_to_quaternion(basis)
     quats = rotations.continuous_quaternions(quats)
@@ -226,7 +227,9 @@ def motion_from_pose(matrices: np.ndarray, fit: RigFit):
             world[:, j] = frame.T @ arm_delta @ frame @ fit.alignment[j]
         else:
             world[:, j] = world[:, parents[j]] if parents[j] >= 0 else np.eye(3)
-    pelvis = matrices[:, 0, :3, 3] @ frame                          # SMPL frame, rig units
+    b = fit.bones[0]
+    head_to_joint = matrices[:, 0, :3, :3] @ fit.rig.rest[b][:3, :3].T @ fit.pelvis_offset
+    pelvis = (matrices[:, 0, :3, 3] + head_to_joint) @ frame        # SMPL frame, rig units
     trans = np.empty((frames, 3))
     trans[:, [0, 2]] = (pelvis[:, [0, 2]] - fit.rest_joints[0, [0, 2]]) / fit.scale
     trans[:, 1] = (pelvis[:, 1] - fit.floor - fit.root_offset) / fit.scale
