@@ -86,8 +86,10 @@ def source_on_rig_proportions(world: np.ndarray, fit: RigFit) -> np.ndarray:
     segment: the rig's T- or A-pose plays no part), by the rig's own rest offset where it has several (the hips
     off the pelvis, the collars off the chest: the character's build). A character whose limbs and trunk differ
     from SMPL's cannot put its joints where SMPL's are, however well it is retargeted; against this reference
-    only the retargeting itself is measured (the rig's axes, rolls and rest pose, the baking), not the
-    proportions. Unmapped joints stay nan.
+    the character's build does not count, the retargeting does: the rig's axes, rolls and rest pose, the baking,
+    and the one choice :func:`~e3d2_core.retarget.rig.fit_rig` makes at a joint with several children (the
+    best-fit turn that brings the character's hips, or its neck and collars, toward SMPL's directions; the
+    reference keeps them as the character has them). Unmapped joints stay nan.
     """
     world = np.asarray(world, np.float64)
     out = np.full(world.shape[:2] + (3,), np.nan)
