@@ -40,12 +40,12 @@ def load_memory(checkpoint: str | None, run: str | None) -> tuple[ChoreographicM
             part = load_stage_output(Path(run), "vqvae")["vqvae"]
             config, state, source = part["config"], part["state_dict"], str(Path(run) / OUTPUTS["vqvae"])
         else:
-            saved = sorted((stage / "checkpoints").glob("*.pt"))
-            if not saved:
+            from e3d2_core.training.trainer import load_latest_checkpoint
+            trainer = load_latest_checkpoint(stage / "checkpoints")       # weights-only, the trainer's own reader
+            if trainer is None:
                 raise E3D2Error("the run has no VQ-VAE output or checkpoint yet", path=stage)
-            trainer = torch.load(saved[-1], map_location="cpu", weights_only=False)
             config = yaml.safe_load((stage / "config.yaml").read_text())["vqvae"]["model"]
-            state, source = trainer["model"], f"{saved[-1]} (step {trainer['step']})"
+            state, source = trainer["model"], f"{stage / 'checkpoints'} (step {trainer['step']})"
     else:
         from e3d2_core.checkpoint import default_checkpoint, load_bundle
         path = checkpoint or default_checkpoint()

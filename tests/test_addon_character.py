@@ -76,14 +76,12 @@ def evaluated_joints(obj, joint_bones, frames, fit):
     """(F, 24, 3) armature-space joints of the bones named per SMPL joint, as Blender evaluates them: each bone's
     head, the pelvis moved by ``fit.pelvis_offset`` where its joint is off its bone's head."""
     out = np.full((len(frames), 24, 3), np.nan)
-    pelvis_rest = np.array(obj.data.bones[joint_bones["pelvis"]].matrix_local)[:3, :3]
     for i, frame in enumerate(frames):
         bpy.context.scene.frame_set(int(frame))
         for j, joint in enumerate(bonemap.joint_names()):
             if joint_bones[joint]:
                 out[i, j] = np.array(obj.pose.bones[joint_bones[joint]].head)
-        posed = np.array(obj.pose.bones[joint_bones["pelvis"]].matrix)[:3, :3]
-        out[i, 0] += posed @ pelvis_rest.T @ fit.pelvis_offset
+        out[i, 0] = transfer.pelvis_joint(np.array(obj.pose.bones[joint_bones["pelvis"]].matrix), fit)
     return out
 
 

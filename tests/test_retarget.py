@@ -134,8 +134,7 @@ def check_side_facing_floor_and_keys(rig, fit, channels, source):
     assert quality.lowest_sole(channels.joints, fit) >= -1e-9
     posed = transfer.pose_matrices(rig, channels)
     points = posed[:, fit.bones[list(fit.joints)]][..., :3, 3]
-    pelvis = posed[:, fit.bones[0]]      # the pelvis joint may sit off its bone's head (rig.py: pelvis_offset)
-    points[:, 0] += pelvis[:, :3, :3] @ rig.rest[fit.bones[0]][:3, :3].T @ fit.pelvis_offset
+    points[:, 0] = transfer.pelvis_joint(posed[:, fit.bones[0]], fit)     # may sit off its bone's head
     np.testing.assert_allclose(points, channels.joints[:, list(fit.joints)], atol=1e-6 * fit.height)
 
 

@@ -227,13 +227,19 @@ def motion_from_pose(matrices: np.ndarray, fit: RigFit):
             world[:, j] = frame.T @ arm_delta @ frame @ fit.alignment[j]
         else:
             world[:, j] = world[:, parents[j]] if parents[j] >= 0 else np.eye(3)
-    b = fit.bones[0]
-    head_to_joint = matrices[:, 0, :3, :3] @ fit.rig.rest[b][:3, :3].T @ fit.pelvis_offset
-    pelvis = (matrices[:, 0, :3, 3] + head_to_joint) @ frame        # SMPL frame, rig units
+    pelvis = pelvis_joint(matrices[:, 0], fit) @ frame               # SMPL frame, rig units
     trans = np.empty((frames, 3))
     trans[:, [0, 2]] = (pelvis[:, [0, 2]] - fit.rest_joints[0, [0, 2]]) / fit.scale
     trans[:, 1] = (pelvis[:, 1] - fit.floor - fit.root_offset) / fit.scale
     return local_pose(world), trans
+
+
+def pelvis_joint(matrices: np.ndarray, fit: RigFit) -> np.ndarray:
+    """(..., 3) armature-space pelvis joint from the posed matrices (..., 4, 4) of its bone: the bone's head,
+    moved by ``fit.pelvis_offset`` turned as the bone is (where the joint sits off the head)."""
+    matrices = np.asarray(matrices, np.float64)
+    turn = matrices[..., :3, :3] @ fit.rig.rest[fit.bones[0]][:3, :3].T
+    return matrices[..., :3, 3] + turn @ fit.pelvis_offset
 
 
 def pose_matrices(rig: Rig, channels: Channels) -> np.ndarray:
