@@ -174,6 +174,8 @@ def test_the_name_matcher_maps_makehumans_own_rig():
     assert (got["left_hip"], got["left_knee"], got["left_ankle"]) == ("upperleg01.L", "lowerleg01.L", "foot.L")
     assert (got["right_shoulder"], got["right_elbow"], got["right_wrist"]) == ("upperarm01.R", "lowerarm01.R", "wrist.R")
     assert (got["neck"], got["head"], got["left_collar"]) == ("neck01", "head", "clavicle.L")
+    # five equal toes: the foot joint is the middle one, where SMPL's sits (not the little toe)
+    assert (got["left_foot"], got["right_foot"]) == ("toe3-1.L", "toe3-1.R")
 
 
 def test_rest_pose_rolls_and_axes_do_not_change_the_dance(salsa):

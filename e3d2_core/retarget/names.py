@@ -125,7 +125,12 @@ def propose_map(names, parents) -> BoneMap:
             score = _score(w, patterns)
             if score > 0:
                 scored.append((score, -len(ancestors(i)), i))
-        return max(scored)[2] if scored else None
+        if not scored:
+            return None
+        top = max(scored)[:2]
+        tied = sorted((i for *key, i in scored if tuple(key) == top), key=lambda i: names[i])
+        # a row of equal bones (toe1-1 ... toe5-1) is centred on the middle one, as SMPL's joint is
+        return tied[len(tied) // 2]
 
     everything = range(len(names))
     for side in ("left", "right"):
