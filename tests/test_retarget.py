@@ -244,6 +244,25 @@ def test_reading_the_keys_back_gives_the_source_rotations(kind, salsa):
     np.testing.assert_allclose(back_trans[:, [0, 2]], travel, atol=1e-6)
 
 
+def test_a_chest_without_spine3_bends_as_smpls_spine3_does():
+    """MakeHuman's CMU MotionBuilder rig has no spine3: its chest bone carries the neck and collars, which hang
+    off SMPL's spine3, so a bend at spine3 alone bends the character's neck by that angle, and reads back there."""
+    rig = hr.rig_from_bones(hr.makehuman_bones("cmu_mb"))
+    fit = fit_rig(rig, names.detect_rig(rig.names, rig.parents).bone_map)
+    assert fit.bones[9] < 0 and fit.driver[6] == 9 and fit.driver[3] == 3
+    poses = np.zeros((2, 24, 3))
+    poses[1, 9] = [np.radians(40.0), 0.0, 0.0]                     # a bow at spine3 only
+    trans = np.tile([0.0, 0.9, 0.0], (2, 1))
+    channels = transfer.retarget_motion(poses, trans, 60.0, fit)
+    neck = channels.joints[:, 12] - channels.joints[:, 6]
+    cos = neck[0] @ neck[1] / np.linalg.norm(neck[0]) / np.linalg.norm(neck[1])
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))) == pytest.approx(40.0, abs=0.5)
+    posed = transfer.pose_matrices(rig, channels)[:, np.maximum(fit.bones, 0)]
+    back, _ = transfer.motion_from_pose(posed, fit)
+    np.testing.assert_allclose(back[1, 9], poses[1, 9], atol=1e-6)     # the bend is spine3's again
+    np.testing.assert_allclose(back[1, [3, 6]], 0.0, atol=1e-6)
+
+
 def test_in_place_and_facing(salsa):
     poses, trans, fps = salsa
     rig, found, fit = fitted("vrm")

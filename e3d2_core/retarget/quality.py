@@ -81,8 +81,8 @@ def lowest_source_sole(source: np.ndarray, fit: RigFit) -> float:
 def source_on_rig_proportions(world: np.ndarray, fit: RigFit) -> np.ndarray:
     """(T, 24, 3) the source's pose on the rig's proportions, pelvis at the origin, SMPL's frame, rig units.
 
-    Each mapped joint hangs off its nearest mapped ancestor p, turned by p's SMPL world rotation (``world``,
-    (T, 24, 3, 3)): along SMPL's rest direction at the rig's rest length where p has one mapped child (a limb
+    Each mapped joint hangs off its nearest mapped ancestor p, turned by the SMPL world rotation that drives p
+    (``world``, (T, 24, 3, 3); :attr:`RigFit.driver`): along SMPL's rest direction at the rig's rest length where p has one mapped child (a limb
     segment: the rig's T- or A-pose plays no part), by the rig's own rest offset where it has several (the hips
     off the pelvis, the collars off the chest: the character's build). A character whose limbs and trunk differ
     from SMPL's cannot put its joints where SMPL's are, however well it is retargeted; against this reference
@@ -101,7 +101,7 @@ def source_on_rig_proportions(world: np.ndarray, fit: RigFit) -> np.ndarray:
         if len(children[p]) == 1:
             direction = fit.smpl_rest[j] - fit.smpl_rest[p]
             offset = direction / np.linalg.norm(direction) * np.linalg.norm(offset)
-        out[:, j] = out[:, p] + world[:, p] @ offset
+        out[:, j] = out[:, p] + world[:, fit.driver[p]] @ offset
     return out
 
 

@@ -9,6 +9,9 @@ units and axes) and the hierarchy. :func:`fit_rig` compares the mapped bones wit
 * **alignment** A_j per joint: the rotation from SMPL's rest bone direction(s) at joint j to the rig's (swing
   for one child, best fit for several): T-pose against A-pose and bent rest elbows and knees are absorbed here;
   bone rolls and per-bone axes are the rig's own rest rotations, never assumed;
+* **driver** per joint: whose SMPL world rotation turns the bone. Its own, except where SMPL has a joint the
+  rig lacks between the bone and all its mapped children: a chest bone without ``spine3`` above it carries the
+  neck and collars, which hang off SMPL's ``spine3``, so it turns as ``spine3`` does;
 * **scale** s: the rig's leg length (hip-knee-ankle) over SMPL's, for the root motion; the rig's floor (its rest
   feet's lowest point, or the armature's origin when the feet stand just above it) and body height.
 
@@ -91,7 +94,9 @@ class RigFit:
     ``rest_joints``: (24, 3) rig rest positions in SMPL's frame, rig units (nan when unmapped; each joint at its
     bone's head, the pelvis at its bone's tail where that is where the hips and spine start:
     ``pelvis_offset``, the pelvis joint less its bone's head at rest, armature space, is then non-zero); ``alignment``:
-    (24, 3, 3); ``structural_parent``: (24,) nearest mapped SMPL ancestor or -1; ``scale``: rig leg / SMPL leg
+    (24, 3, 3); ``structural_parent``: (24,) nearest mapped SMPL ancestor or -1; ``driver``: (24,) the SMPL
+    joint whose world rotation turns each mapped bone (itself, or the unmapped joint its children hang off);
+    ``scale``: rig leg / SMPL leg
     (rig units per metre); ``floor``: the rig's floor height in SMPL's frame; ``height``: the mapped head's rest
     height above that floor; ``root_offset``: the rig's pelvis height over the scaled SMPL standing pelvis height.
     """
@@ -111,6 +116,7 @@ class RigFit:
     smpl_rest: np.ndarray
     smpl_floor: float
     pelvis_offset: np.ndarray = field(default_factory=lambda: np.zeros(3), repr=False)
+    driver: np.ndarray = field(default_factory=lambda: np.arange(24), repr=False)
 
     @property
     def smpl_height(self) -> float:
@@ -179,6 +185,12 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
         elif parent[j] >= 0:
             alignment[j] = alignment[parent[j]]
 
+    driver = np.arange(len(names))
+    for j in mapped:
+        hung_from = {int(smpl_parents[c]) for c in mapped if parent[c] == j}
+        if len(hung_from) == 1 and bones[q := hung_from.pop()] < 0:
+            driver[j] = q
+
     scale = _leg_length(rest_joints, names) / _leg_length(smpl_rest, names)
     if not np.isfinite(scale) or scale <= 0:
         raise E3D2Error(f"{rig.name}: its legs have no length at rest (hip, knee and ankle bones coincide)")
@@ -188,7 +200,7 @@ def fit_rig(rig: Rig, bone_map: BoneMap, smpl_offsets: np.ndarray | None = None)
     smpl_floor = float(min(smpl_rest[10, 1], smpl_rest[11, 1]) - FOOT_JOINT_ABOVE_SOLE)
     root_offset = float(rest_joints[0, 1] - floor - scale * (smpl_rest[0, 1] - smpl_floor))
     return RigFit(rig, bone_map, mapped, bones, frame, rest_joints, alignment, parent, float(scale), floor,
-                  height, root_offset, smpl_rest, smpl_floor, pelvis_offset)
+                  height, root_offset, smpl_rest, smpl_floor, pelvis_offset, driver)
 
 
 def _pelvis_offset(rig: Rig, bones: np.ndarray, heads: np.ndarray) -> np.ndarray:

@@ -95,7 +95,7 @@ def rig_joints(world: np.ndarray, source: np.ndarray, fit: RigFit, *, in_place: 
     delta = np.broadcast_to(np.eye(3), (frames, 24, 3, 3)).copy()
     joints = np.full((frames, 24, 3), np.nan)
     mapped = list(fit.joints)
-    delta[:, mapped] = world[:, mapped] @ np.swapaxes(fit.alignment[mapped], -1, -2)[None]
+    delta[:, mapped] = world[:, fit.driver[mapped]] @ np.swapaxes(fit.alignment[mapped], -1, -2)[None]
     rest = fit.rest_joints
     joints[:, 0] = 0.0
     for j in mapped[1:]:
@@ -212,19 +212,23 @@ def motion_from_pose(matrices: np.ndarray, fit: RigFit):
     """SMPL poses (T, 24, 3) and trans (T, 3) from the posed armature-space matrices (T, 24, 4, 4) of ``fit``'s
     mapped bones (one per SMPL joint, in SMPL order; entries of unmapped joints are ignored).
 
-    Joints without a bone keep their parent's world rotation (no local turn). The inverse of
-    :func:`retarget_motion` without its floor placement and foot lock.
+    Joints without a bone keep their parent's world rotation (no local turn); a bone driven by another SMPL joint
+    (:attr:`RigFit.driver`) gives its rotation to that joint, and its own joint keeps its parent's. The inverse of :func:`retarget_motion` without
+    its floor placement and foot lock.
     """
     matrices = np.asarray(matrices, np.float64)
     frame = fit.frame
     parents = default_skeleton().parents
     frames = len(matrices)
     world = np.empty((frames, 24, 3, 3))
+    driven = {}          # SMPL joint -> the world rotation of the bone it drives
     for j in range(24):
         b = fit.bones[j]
         if b >= 0:
             arm_delta = matrices[:, j, :3, :3] @ fit.rig.rest[b][:3, :3].T
-            world[:, j] = frame.T @ arm_delta @ frame @ fit.alignment[j]
+            driven[int(fit.driver[j])] = frame.T @ arm_delta @ frame @ fit.alignment[j]
+        if j in driven:
+            world[:, j] = driven.pop(j)
         else:
             world[:, j] = world[:, parents[j]] if parents[j] >= 0 else np.eye(3)
     pelvis = pelvis_joint(matrices[:, 0], fit) @ frame               # SMPL frame, rig units
