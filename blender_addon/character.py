@@ -106,6 +106,9 @@ class E3D2CharacterSettings(bpy.types.PropertyGroup):
                                      description="Generate keys the character directly (no SMPL armature needed)")
     foot_lock: BoolProperty(name="Foot lock", default=True,
                             description="Pin each foot while it stands (two-bone leg IK), never below the floor")
+    nla_strips: BoolProperty(name="Takes as NLA strips", default=False,
+                             description="Also put each new take on its own NLA track, to lay takes out and "
+                                         "blend them in the NLA editor (the take stays the active action)")
     source: PointerProperty(name="Take from", type=bpy.types.Object, poll=lambda self, o: o.type == "ARMATURE"
                             and not armature.missing_smpl_bones(o),
                             description="The SMPL armature whose current action Apply to Character bakes")
@@ -508,6 +511,8 @@ class E3D2_OT_apply_to_character(bpy.types.Operator):
             self.report({"ERROR"}, f"Apply to Character: {err}")
             return {"CANCELLED"}
         compat.assign_action(obj, action)
+        if settings.nla_strips:
+            compat.push_to_nla(obj, action, action["e3d2_frame_start"])
         self.report({"INFO"}, f"'{action.name}' on '{obj.name}' (frames {action['e3d2_frame_start']}-"
                               f"{action['e3d2_frame_end']}){_unmapped_note(bone_map)}")
         return {"FINISHED"}
@@ -641,6 +646,7 @@ def draw_character(layout, context) -> None:
     row.operator("e3d2.save_bone_map", icon="EXPORT")
     row.operator("e3d2.load_bone_map", icon="IMPORT")
     layout.prop(settings, "dance_on_character")
+    layout.prop(settings, "nla_strips")
     layout.prop(settings, "source")
     layout.prop(settings, "motion_path")
     layout.operator("e3d2.apply_to_character", icon="ARMATURE_DATA")

@@ -117,6 +117,19 @@ def assign_action(obj, action):
         obj.animation_data.action_slot = action.slots[0]
 
 
+def push_to_nla(obj, action, frame_start: int):
+    """Put ``action`` on a new NLA track of ``obj`` (named after it) as one strip from ``frame_start``; the
+    object's active action is left as it is. Returns the strip."""
+    if obj.animation_data is None:
+        obj.animation_data_create()
+    track = obj.animation_data.nla_tracks.new()
+    track.name = action.name
+    strip = track.strips.new(action.name, int(frame_start), action)
+    if LAYERED_ACTIONS and getattr(strip, "action_slot", None) is None and len(action.slots):
+        strip.action_slot = action.slots[0]
+    return strip
+
+
 def layout_progress(layout, factor: float, text: str):
     """A progress bar (``UILayout.progress``, 4.0+)."""
     layout.progress(factor=factor, type="BAR", text=text)

@@ -355,6 +355,9 @@ class E3D2_OT_generate_dance(_JobOperator, bpy.types.Operator):
             actions = [apply_motion(obj, m, self._song, self._seed, take, extra, name=names[take],
                                     tolerance=tolerance) for take, m in enumerate(motions)]
         compat.assign_action(obj, actions[0])
+        if context.scene.e3d2_character.nla_strips:
+            for action in actions:
+                compat.push_to_nla(obj, action, action["e3d2_frame_start"])
         first, last = actions[0]["e3d2_frame_start"], actions[0]["e3d2_frame_end"]
         if not self._song.strip_name:
             show_song(context, self._song, first, last)

@@ -243,6 +243,33 @@ def test_generate_score_and_export_work_on_the_character(tmp_path):
     assert any("LeftUpLeg" in fc.data_path for fc in curves) and len(curves[0].keyframe_points) >= 59
 
 
+def test_takes_can_go_onto_nla_strips(salsa_file):
+    """With *Takes as NLA strips* each new take also lies on its own NLA track from its first frame; the NLA
+    alone then plays what the active action plays. Off (the default), no track is made."""
+    path, _ = salsa_file
+    scene = fresh_scene(fps=FPS)
+    obj = build_armature(hr.mixamo_bones(), "Hero")
+    scene.e3d2_character.target = obj
+    scene.e3d2.audio_path, scene.e3d2.length, scene.e3d2.takes = str(SONG), 2.0, 2
+    assert bpy.ops.e3d2.generate_dance() == {"FINISHED"}
+    assert len(obj.animation_data.nla_tracks) == 0
+    scene.e3d2_character.nla_strips = True
+    assert bpy.ops.e3d2.generate_dance() == {"FINISHED"}
+    tracks = obj.animation_data.nla_tracks
+    assert len(tracks) == 2
+    takes = [t.strips[0].action for t in tracks]
+    assert [a["e3d2_take"] for a in takes] == [0, 1] and obj.animation_data.action == takes[0]
+    assert all(t.strips[0].frame_start == a["e3d2_frame_start"] for t, a in zip(tracks, takes))
+    action = apply_salsa(obj, path)
+    assert len(tracks) == 3 and tracks[-1].strips[0].action == action
+    bone = obj.pose.bones["mixamorig:LeftForeArm"]
+    scene.frame_set(action["e3d2_frame_start"] + 40)
+    played = np.array(bone.matrix)
+    obj.animation_data.action = None                   # the top track now plays the same take
+    scene.frame_set(action["e3d2_frame_start"] + 40)
+    np.testing.assert_allclose(np.array(bone.matrix), played, atol=1e-5)
+
+
 def test_score_reads_the_characters_dance_back_through_the_map(salsa_file):
     path, motion = salsa_file
     fresh_scene(fps=FPS)
