@@ -267,6 +267,9 @@ def _model_takes(request: DanceRequest, progress, cancel) -> list:
     beats = None                     # the song's beats at the motion rate, read once for the guide and the lock
     if request.beat_lock_strength > 0 or request.beat_guide != 0:
         beats = _song_beats(audio, vqvae.fps, bpm, beat_offset)
+        if len(beats) > 1:        # the tempo danced to (meta "tempo" is the features' tracker's)
+            import numpy as np
+            meta["dance_tempo"] = round(60.0 * vqvae.fps / float(np.median(np.diff(beats.astype(float)))), 2)
     guide, meta["beat_guide"] = _beat_guide(bundle.get("beat_guide"), request.beat_guide, beats, vqvae.fps)
     motions = gen.generate_motions(vqvae, runner, music, takes=request.takes, seed=request.seed,
                                    temperature=float(request.temperature), top_k=request.top_k,
@@ -287,10 +290,20 @@ def _model_takes(request: DanceRequest, progress, cancel) -> list:
 
 
 def _song_beats(audio, fps: float, bpm, beat_offset):
-    """(K,) the song's beats in frames at ``fps`` (the beats BAS reads, or the override's grid)."""
-    from e3d2_core import audio as audio_mod
+    """(K,) the beats the guide and the lock step on, in frames at ``fps``: the override's grid, else the
+    tracker's beats at the metrical level a dancer would step on (:mod:`e3d2_core.beat_level`: a slow song that
+    the tracker doubled is danced on its beats, not on every off-beat)."""
+    import numpy as np
 
-    return audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
+    from e3d2_core import audio as audio_mod
+    from e3d2_core.beat_level import dance_beats
+
+    frames = audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
+    if bpm is not None or len(frames) < 4:
+        return frames
+    y, sr = audio_mod.load_audio(audio, sr=22050)
+    times = dance_beats(y, sr, np.asarray(frames, np.float64) / fps)
+    return np.unique(np.round(times * fps).astype(np.int64))
 
 
 def _beat_guide(entry, strength, beats, fps: float):

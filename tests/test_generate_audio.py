@@ -60,3 +60,18 @@ def test_cli_writes_takes(click_track, tiny_bundle_path, tmp_path, monkeypatch, 
                      "--checkpoint", str(tiny_bundle_path), "--quiet"])
     assert code == 2 and not (tmp_path / "x.npz").exists()
     assert "no such audio file" in capsys.readouterr().err
+
+
+def test_a_slow_groove_is_danced_at_its_own_tempo(tiny_bundle_path, monkeypatch, tmp_path):
+    # the tracker hears this 70-bpm groove at 140 (its off-beat hats count); the beats the guide and the lock
+    # step on are the groove's own (e3d2_core.beat_level), and the features keep the tracker's
+    from test_beat_level import SR, drum_track
+    monkeypatch.setenv("E3D2_CACHE", str(tmp_path / "cache"))
+    y, _ = drum_track(70.0, seconds=20.0)
+    path = tmp_path / "groove70.wav"
+    soundfile.write(path, y, SR)
+    motion = api.generate(path, seconds=8.0, checkpoint=tiny_bundle_path, seed=0)
+    assert abs(60 * 60 / np.median(np.diff(audio.tracked_beats(path))) - 140) < 8
+    assert abs(motion.meta["dance_tempo"] - 70) < 3
+    overridden = api.generate(path, seconds=8.0, checkpoint=tiny_bundle_path, seed=0, bpm=140.0, beat_offset=0.25)
+    assert abs(overridden.meta["dance_tempo"] - 140) < 2     # a tempo the user gives is kept as given
