@@ -588,7 +588,8 @@ class E3D2_OT_make_loop(_TakeTool, bpy.types.Operator):
         settings = context.scene.e3d2
         tempo = None
         try:
-            tempo = float(json.loads(action.get("e3d2_meta", "{}")).get("tempo") or 0) or None
+            meta = json.loads(action.get("e3d2_meta", "{}"))    # the tempo danced to, else the features' tempo
+            tempo = float(meta.get("dance_tempo") or meta.get("tempo") or 0) or None
         except (ValueError, TypeError, AttributeError):
             tempo = None
         if settings.use_bpm:

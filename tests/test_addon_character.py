@@ -334,6 +334,12 @@ def test_make_loop_and_mirror_make_new_takes_on_the_character(salsa_file):
     assert looped.name == f"{take.name}_loop" and looped["e3d2_made_from"] == take.name
     length = looped["e3d2_frame_end"] - looped["e3d2_frame_start"] + 1
     assert length % 15 == 0 and length <= 120 - 15                      # whole beats at 120 bpm, 30 fps
+    # a generated take loops on the tempo it was danced to, not the features' tracker's
+    take["e3d2_meta"] = json.dumps({"tempo": 90.0, "dance_tempo": 100.0})
+    compat.assign_action(obj, take)
+    assert bpy.ops.e3d2.make_loop() == {"FINISHED"}
+    assert obj.animation_data.action["e3d2_loop_bpm"] == 100.0
+    assert (obj.animation_data.action["e3d2_frame_end"] - obj.animation_data.action["e3d2_frame_start"] + 1) % 18 == 0
     compat.assign_action(obj, take)
     assert bpy.ops.e3d2.mirror_take() == {"FINISHED"}
     mirrored = obj.animation_data.action
