@@ -293,17 +293,13 @@ def _song_beats(audio, fps: float, bpm, beat_offset):
     """(K,) the beats the guide and the lock step on, in frames at ``fps``: the override's grid, else the
     tracker's beats at the metrical level a dancer would step on (:mod:`e3d2_core.beat_level`: a slow song that
     the tracker doubled is danced on its beats, not on every off-beat)."""
-    import numpy as np
-
     from e3d2_core import audio as audio_mod
-    from e3d2_core.beat_level import dance_beats
+    from e3d2_core.beat_level import song_dance_beats
 
-    frames = audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset).beat_frames
-    if bpm is not None or len(frames) < 4:
-        return frames
-    y, sr = audio_mod.load_audio(audio, sr=22050)
-    times = dance_beats(y, sr, np.asarray(frames, np.float64) / fps)
-    return np.unique(np.round(times * fps).astype(np.int64))
+    features = audio_mod.extract_features(audio, fps=fps, kind="compact", bpm=bpm, beat_offset=beat_offset)
+    if bpm is not None or len(features.beat_frames) < 4:
+        return features.beat_frames
+    return song_dance_beats(audio, features.beat_frames, fps, features.audio_hash)
 
 
 def _beat_guide(entry, strength, beats, fps: float):

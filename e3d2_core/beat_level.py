@@ -77,3 +77,38 @@ def dance_beats(y: np.ndarray, sr: float, beat_times: np.ndarray) -> np.ndarray:
     if level == 1.0:
         return beat_times
     return librosa.frames_to_time(frames, sr=SR, hop_length=HOP)
+
+
+CACHE_VERSION = 1
+
+
+def song_dance_beats(path, beat_frames: np.ndarray, fps: float, audio_hash: str) -> np.ndarray:
+    """(K,) int64 frames at ``fps``: :func:`dance_beats` of the song at ``path`` (``beat_frames``: the tracker's,
+    at ``fps``), kept in the feature cache under the song's ``audio_hash`` so that a second dance to the same
+    song does not re-track it."""
+    from e3d2_core.audio import load_audio
+    from e3d2_core.fileio import atomic_path
+    from e3d2_core.paths import cache_dir
+
+    beat_frames = np.asarray(beat_frames, np.int64)
+    try:
+        cached = cache_dir() / "features" / f"{audio_hash}_dance_beats_{fps:g}fps_v{CACHE_VERSION}.npz"
+    except OSError:
+        cached = None
+    if cached is not None and cached.is_file():
+        try:
+            with np.load(cached, allow_pickle=False) as data:
+                if np.array_equal(data["tracked"], beat_frames):
+                    return np.asarray(data["beats"], np.int64)
+        except Exception:       # unreadable entry: recompute and overwrite it
+            pass
+    y, sr = load_audio(path, sr=SR)
+    times = dance_beats(y, sr, beat_frames / float(fps))
+    beats = np.unique(np.round(times * fps).astype(np.int64))
+    if cached is not None:
+        try:
+            with atomic_path(cached) as tmp:
+                np.savez(tmp, tracked=beat_frames, beats=beats)
+        except OSError:
+            pass
+    return beats

@@ -1,5 +1,6 @@
 """The metrical level a dance steps on: a slow song the tracker doubled is danced on its beats."""
 import numpy as np
+import pytest
 import soundfile as sf
 
 from e3d2_core import audio, beat_level
@@ -89,3 +90,20 @@ def test_few_beats_come_back_unchanged():
     y = np.zeros(SR * 5, np.float32)
     beats = np.array([0.5, 1.0, 1.5])
     np.testing.assert_array_equal(beat_level.dance_beats(y, SR, beats), beats)
+
+
+def test_a_songs_dance_beats_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("E3D2_CACHE", str(tmp_path / "cache"))
+    y, truth = drum_track(70.0)
+    path = tmp_path / "slow.wav"
+    sf.write(path, y, SR)
+    tracked = audio.tracked_beats(path)
+    first = beat_level.song_dance_beats(path, tracked, 60.0, "songhash")
+    assert on_beat_share(first / 60.0, truth) > 0.9
+
+    def no_tracking(*args, **kwargs):
+        raise AssertionError("re-tracked a cached song")
+    monkeypatch.setattr(beat_level, "dance_beats", no_tracking)
+    np.testing.assert_array_equal(beat_level.song_dance_beats(path, tracked, 60.0, "songhash"), first)
+    with pytest.raises(AssertionError):      # other tracked beats (another song under that hash) are not served
+        beat_level.song_dance_beats(path, tracked[1:], 60.0, "songhash")
