@@ -531,7 +531,7 @@ def _an_smpl_armature(context):
 
 def _motion_at_scene_rate(context, path) -> dict:
     """A saved Motion resampled to the scene's frame rate (``load_motion_arrays``' dict)."""
-    from .operators import load_motion_arrays
+    from .motion_files import load_motion_arrays
 
     scene = context.scene
     return load_motion_arrays(path, fps=scene.render.fps / scene.render.fps_base)

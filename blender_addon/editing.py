@@ -22,8 +22,9 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 from e3d2_core.errors import E3D2Error
 
 from . import armature, backend, compat, keyframes, takes
+from .motion_files import load_motion_arrays, save_motion_arrays
 from .operators import (SCORE_PROPERTY, UserError, _backend, _JobOperator, _poll_animated_armature, action_frame_range,
-                        find_song, load_motion_arrays, save_motion_arrays, smpl_armature)
+                        find_song, smpl_armature)
 from .properties import preferences
 
 BONE_ROTATION = 'pose.bones["{}"].rotation_quaternion'

@@ -94,7 +94,7 @@ def dance_one(song: Path, fbx: Path, blend: Path | None, args) -> str:
     """Make one song's dance; returns a one-line summary or raises RuntimeError with the reason."""
     import bpy
 
-    from blender_addon.operators import load_motion_arrays
+    from blender_addon.motion_files import load_motion_arrays
     from blender_addon.properties import preferences
     from e3d2_core.errors import E3D2Error
 

@@ -21,9 +21,9 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 from e3d2_core import serve  # torch-free at import: the generate request's JSON form
 from e3d2_core.api import DanceRequest
 from e3d2_core.errors import E3D2Error
-from e3d2_core.motion import Motion
 
 from . import armature, backend, character, compat, keyframes, progress
+from .motion_files import load_motion_arrays, save_motion_arrays
 from .properties import preferences
 
 SCORE_PROPERTY = "e3d2_reward"
@@ -145,21 +145,6 @@ def _backend(context):
 
 
 # ---------------------------------------------------------------------------------------------- motion -> action
-def load_motion_arrays(path, fps: float | None = None) -> dict:
-    """A Motion ``.npz`` (read by the torch-free :class:`~e3d2_core.motion.Motion`), resampled to ``fps`` when
-    given, as the dict the keyers take: float64 "poses" (T, 24, 3) and "trans" (T, 3), "fps", "meta"."""
-    motion = Motion.load(path)
-    if fps is not None and abs(fps - motion.fps) >= 1e-9:
-        motion = motion.resample(fps)
-    return {"poses": motion.poses.astype(np.float64), "trans": motion.trans.astype(np.float64), "fps": motion.fps,
-            "meta": motion.meta}
-
-
-def save_motion_arrays(path, poses: np.ndarray, trans: np.ndarray, fps: float, meta: dict) -> Path:
-    """Write SMPL arrays read back from an action as a Motion ``.npz`` for the backend."""
-    return Motion(poses, trans, fps, meta).save(path)
-
-
 def apply_motion(obj, motion: dict, song: Song, seed: int, take: int, extra: dict | None = None, *,
                  name: str | None = None, tolerance: tuple[float, float] | None = None):
     """Key ``motion`` (already at the scene's fps) onto ``obj`` from the song's first frame: a new action.

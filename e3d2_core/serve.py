@@ -47,13 +47,10 @@ from pathlib import Path
 from e3d2_core import __version__
 from e3d2_core.api import DanceRequest, rotate_facing  # noqa: F401  (rotate_facing: re-exported, tests)
 from e3d2_core.errors import E3D2Error
+from e3d2_core.serve_requests import JobCancelled, audio_path, require
 
 PROTOCOL = 1
 DANCE_FIELDS = tuple(field.name for field in fields(DanceRequest))     # a generate request's dance, by name
-
-
-class JobCancelled(Exception):
-    """Raised inside a job when the client asked to cancel it."""
 
 
 def _is_cancel_error(err: BaseException) -> bool:
@@ -88,20 +85,6 @@ def check() -> dict:
     return info
 
 
-def _require(request: dict, key: str, kind=None):
-    if request.get(key) is None:
-        raise E3D2Error(f"request is missing '{key}'")
-    value = request[key]
-    return kind(value) if kind else value
-
-
-def _audio_path(request: dict) -> Path:
-    path = Path(_require(request, "audio", str))
-    if not path.is_file():
-        raise E3D2Error("audio file not found", path=path)
-    return path
-
-
 def dance_request(request: dict) -> DanceRequest:
     """The :class:`~e3d2_core.api.DanceRequest` of a generate request: its fields by name, absent or null ones at
     the request's defaults; ``seconds`` 0 is the whole song (as the panel's Length); ``fps`` (the scene's rate) and
@@ -109,7 +92,7 @@ def dance_request(request: dict) -> DanceRequest:
     options = {name: request[name] for name in DANCE_FIELDS if request.get(name) is not None}
     if options.get("seconds") == 0:
         del options["seconds"]
-    options.update(audio=str(_audio_path(request)), fps=_require(request, "fps"))
+    options.update(audio=str(audio_path(request)), fps=require(request, "fps"))
     return DanceRequest(**options)
 
 
@@ -162,7 +145,7 @@ def generate_motions(request: dict, progress, cancelled, generate_fn=None) -> li
     ``generate_fn`` (``e3d2_core.api.generate``'s signature) makes them instead of the bundle's model.
     """
     if request.get("motion"):
-        generate_fn = saved_motion(_require(request, "motion", str))
+        generate_fn = saved_motion(require(request, "motion", str))
     elif generate_fn is None:
         generate_fn = served_generator()
     dance = dance_request(request)
@@ -213,8 +196,8 @@ def score_motion(request: dict, progress, cancelled, score_fn=None) -> dict:
             from e3d2_core.api import score as score_fn
         except ImportError:
             raise E3D2Error("this e3d2 has no reward model scoring yet (e3d2_core.api.score is missing)") from None
-    motion = Motion.load(_require(request, "motion", str))
-    audio = _audio_path(request)
+    motion = Motion.load(require(request, "motion", str))
+    audio = audio_path(request)
     offset = float(request.get("offset") or 0.0)
     if offset > 0:
         audio = _trimmed_audio(audio, offset, motion.duration)
@@ -227,6 +210,25 @@ def score_motion(request: dict, progress, cancelled, score_fn=None) -> dict:
             "times": [float(t) for t in result.times], "values": values}
 
 
+def score_takes(paths, request: dict, score_fn=None) -> list:
+    """R_θ of each generated take (Motion .npz paths, cut to the request's part of the song).
+
+    Returns one ``{"total", "per_minute"}`` per take, or Nones when the model has no reward model.
+    """
+    scores = []
+    for path in paths:
+        one = {"motion": path, "audio": request.get("audio"), "offset": request.get("offset"),
+               "checkpoint": request.get("checkpoint")}
+        try:
+            result = score_motion(one, lambda *a: None, lambda: False, score_fn)
+        except E3D2Error as err:
+            if "no reward model" in str(err):
+                return [None] * len(paths)
+            raise
+        scores.append({"total": result["total"], "per_minute": result["per_minute"]})
+    return scores
+
+
 def smpl_body(request: dict) -> str:
     """A skinned SMPL body from a licensed model file (smplx): .npz with vertices (V,3) Y-up m, faces (F,3),
     weights (V,24), joints (24,3) -- the rest shape for ``betas`` (zeros when absent)."""
@@ -234,7 +236,7 @@ def smpl_body(request: dict) -> str:
     import smplx
     import torch
 
-    path = Path(_require(request, "model", str))
+    path = Path(require(request, "model", str))
     if not path.exists():
         raise E3D2Error("SMPL model file not found", path=path)
     betas = torch.zeros(1, 10) if not request.get("betas") else torch.tensor([request["betas"]], dtype=torch.float32)
@@ -273,7 +275,6 @@ def handle(request: dict, emit, cancelled, *, generate_fn=None, score_fn=None, e
         elif op == "generate":
             result = {"motions": generate_motions(request, progress, cancelled, generate_fn)}
             if request.get("score"):
-                from e3d2_core.serve_editing import score_takes
                 result["scores"] = score_takes(result["motions"], request, score_fn)
         elif op in ("regenerate", "extend"):
             from e3d2_core.serve_editing import edit_motions

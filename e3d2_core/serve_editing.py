@@ -25,6 +25,7 @@ from pathlib import Path
 
 from e3d2_core.dance_options import DEFAULT_TEMPERATURE
 from e3d2_core.errors import E3D2Error
+from e3d2_core.serve_requests import JobCancelled, audio_path, require
 
 
 def _temperature(request: dict) -> float:
@@ -45,12 +46,11 @@ def edit_motions(request: dict, progress, cancelled, edit_fn=None) -> dict:
     ``edit_fn`` has ``api.regenerate``'s (or ``api.extend``'s) signature (the default).
     """
     from e3d2_core.motion import Motion
-    from e3d2_core.serve import JobCancelled, _audio_path, _require
 
     op = request.get("op")
     edit_fn = edit_fn or _edit_function(op)
-    motion = Motion.load(_require(request, "motion", str))
-    audio = _audio_path(request)
+    motion = Motion.load(require(request, "motion", str))
+    audio = audio_path(request)
     offset = float(request.get("offset") or 0.0)
     takes = int(request.get("takes") or 1)
     if offset < 0 or not math.isfinite(offset) or takes < 1:
@@ -65,8 +65,8 @@ def edit_motions(request: dict, progress, cancelled, edit_fn=None) -> dict:
                   temperature=_temperature(request), checkpoint=request.get("checkpoint"),
                   device=request.get("device") or "auto", audio_offset=offset, progress=report, cancel=cancelled)
     if op == "regenerate":
-        result = edit_fn(motion, str(audio), start=float(_require(request, "start")),
-                         end=float(_require(request, "end")), blend=float(request.get("blend", 0.5)), **common)
+        result = edit_fn(motion, str(audio), start=float(require(request, "start")),
+                         end=float(require(request, "end")), blend=float(request.get("blend", 0.5)), **common)
     else:
         seconds = request.get("seconds")
         result = edit_fn(motion, str(audio), seconds=None if seconds is None else float(seconds), **common)
@@ -77,24 +77,3 @@ def edit_motions(request: dict, progress, cancelled, edit_fn=None) -> dict:
     paths = [str(m.save(out_dir / f"take{k}.npz")) for k, m in enumerate(motions)]
     progress(1.0, f"{len(paths)} take(s) ready")
     return {"motions": paths, "edits": [dict(m.meta.get("edit", {})) for m in motions]}
-
-
-def score_takes(paths, request: dict, score_fn=None) -> list:
-    """R_θ of each generated take (Motion .npz paths, cut to the request's part of the song).
-
-    Returns one ``{"total", "per_minute"}`` per take, or Nones when the model has no reward model.
-    """
-    from e3d2_core.serve import score_motion
-
-    scores = []
-    for path in paths:
-        one = {"motion": path, "audio": request.get("audio"), "offset": request.get("offset"),
-               "checkpoint": request.get("checkpoint")}
-        try:
-            result = score_motion(one, lambda *a: None, lambda: False, score_fn)
-        except E3D2Error as err:
-            if "no reward model" in str(err):
-                return [None] * len(paths)
-            raise
-        scores.append({"total": result["total"], "per_minute": result["per_minute"]})
-    return scores
