@@ -132,3 +132,21 @@ def test_distill_stage_puts_a_beat_policy_in_the_bundle(run):
     assert ckpt.policy_part(bundle, "auto") == "policy_rl"
     with pytest.raises(E3D2Error, match="no beat-distilled policy"):
         ckpt.policy_part(bundle, "beat")
+
+
+def test_distill_can_take_pi_bc_as_its_teacher(run, tmp_path):
+    from e3d2_core.errors import E3D2Error
+    from e3d2_core.training import stages
+    config, run_dir = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "distill.pt").unlink()
+    options = stages.StageOptions(progress=False, device="cpu")
+    config = {**config, "distill": {**config["distill"], "teacher": "bc"}}
+    stages.run_stage("distill", config, copy, options)
+    entry = torch.load(copy / "distill.pt", weights_only=True)["policy_beat"]
+    assert entry["distilled"]["teacher"] == "bc"
+    bc = torch.load(copy / "bc.pt", weights_only=True)["policy"]["state_dict"]
+    assert any(not torch.equal(entry["state_dict"][k], bc[k]) for k in bc)          # fine-tuned from π_BC
+    with pytest.raises(E3D2Error, match="distill.teacher"):
+        stages.run_stage("distill", {**config, "distill": {**config["distill"], "teacher": "hand"}}, copy, options)

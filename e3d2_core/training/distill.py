@@ -21,8 +21,9 @@ from e3d2_core.errors import E3D2Error
 from e3d2_core.generation import normalise_music
 from e3d2_core.training.data import CodeWindows
 
-DEFAULTS = {"strength": 4.0, "takes": 8, "max_codes": 240, "steps": 600, "lr": 1.0e-4, "batch": 16,
-            "length": 57, "temperature": 0.7, "seed": 0}
+DEFAULTS = {"teacher": "rl", "strength": 4.0, "takes": 8, "max_codes": 240, "steps": 600, "lr": 1.0e-4,
+            "batch": 16, "length": 57, "temperature": 0.7, "seed": 0}
+TEACHERS = ("rl", "bc")      # the policy that dances the guided takes and is fine-tuned on them
 
 
 def songs_with_beats(shards) -> list:
@@ -88,7 +89,7 @@ def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | No
     """The ``"policy_beat"`` bundle entry: ``policy`` distilled on its guided takes to the shards' songs.
 
     ``config``: any of ``DEFAULTS`` (guide strength, takes per song, code steps per take, fine-tuning steps,
-    learning rate, batch, window length, sampling temperature, seed)."""
+    learning rate, batch, window length, sampling temperature, seed; ``teacher`` is read by the stage)."""
     cfg = {**DEFAULTS, **(config or {})}
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
@@ -110,7 +111,8 @@ def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | No
 
 
 def run_distill(config: dict, run_dir, options):
-    """The ``distill`` stage: π_beat from π_RL (π_BC when the run has no π_RL) with the run's beat guide."""
+    """The ``distill`` stage: π_beat from the ``teacher`` policy (``rl``: π_RL, the default, π_BC when the run has
+    no π_RL; ``bc``: π_BC) with the run's beat guide."""
     from pathlib import Path
 
     from e3d2_core.training import stage_common as stages
@@ -122,8 +124,11 @@ def run_distill(config: dict, run_dir, options):
     device = stages.stage_device(config, options)
     vqvae, _ = stages.load_vqvae(run_dir, device)
     bc = stages.load_stage_output(run_dir, "bc")
+    teacher_name = str(config.get("distill", {}).get("teacher", DEFAULTS["teacher"]))
+    if teacher_name not in TEACHERS:
+        raise E3D2Error(f"distill.teacher must be one of {', '.join(TEACHERS)}, got {teacher_name!r}")
     parts = dict(bc)
-    if (run_dir / stages.OUTPUTS["rl"]).is_file():
+    if teacher_name == "rl" and (run_dir / stages.OUTPUTS["rl"]).is_file():
         parts.update(stages.load_stage_output(run_dir, "rl"))
     teacher = policies_of(parts)[-1].to(device)
     entry = stages.load_stage_output(run_dir, "guide")["beat_guide"]
@@ -134,6 +139,7 @@ def run_distill(config: dict, run_dir, options):
 
     policy_entry = beat_policy(vqvae, teacher, [stages.load_split(config, "train")], entry, bc["music"]["mean"],
                                bc["music"]["std"], config.get("distill", {}), on_step=report)
+    policy_entry["distilled"]["teacher"] = "rl" if "policy_rl" in parts else "bc"
     output = run_dir / stages.OUTPUTS["distill"]
     stages.save_stage_output(output, {"policy_beat": policy_entry})
     return output
