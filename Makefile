@@ -43,7 +43,7 @@ $(STAMP42):
 	touch $@
 
 test-blender42: $(STAMP42)
-	$(VENV42)/bin/python -m pytest -q tests/test_addon_blender.py tests/test_addon_workflow.py tests/test_addon_pure.py tests/test_addon_character.py
+	$(VENV42)/bin/python -m pytest -q tests/test_addon_blender.py tests/test_addon_workflow.py tests/test_addon_pure.py
 
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
