@@ -268,8 +268,8 @@ def _model_takes(request: DanceRequest, progress, cancel) -> list:
     if request.beat_lock_strength > 0 or request.beat_guide != 0:
         beats = _song_beats(audio, vqvae.fps, bpm, beat_offset)
         if len(beats) > 1:        # the tempo danced to (meta "tempo" is the features' tracker's)
-            import numpy as np
-            meta["dance_tempo"] = round(60.0 * vqvae.fps / float(np.median(np.diff(beats.astype(float)))), 2)
+            from e3d2_core.beat_level import bpm_of
+            meta["dance_tempo"] = round(bpm_of(beats, vqvae.fps), 2)
     guide, meta["beat_guide"] = _beat_guide(bundle.get("beat_guide"), request.beat_guide, beats, vqvae.fps)
     motions = gen.generate_motions(vqvae, runner, music, takes=request.takes, seed=request.seed,
                                    temperature=float(request.temperature), top_k=request.top_k,

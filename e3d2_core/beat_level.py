@@ -11,7 +11,7 @@ on the strongest onsets:
 * one and a half times the tempo (up to ``MAX_BPM``), when that grid's beats are at least as strong
   (``FASTER_GAIN``): a two-thirds error puts half of its beats between notes, the right grid none.
 
-Measured on 20 MIDI renders with exact beats and 7 steady drum tracks (docs/music-following.md). Used for the
+Measured on 20 MIDI renders with exact beats and 8 steady drum tracks (docs/music-following.md). Used for the
 beat guide and the beat lock; the music features keep the tracker's beats the models were trained on.
 """
 from __future__ import annotations
@@ -22,6 +22,11 @@ SR, HOP = 22050, 512
 HALF_ABOVE_BPM, HALF_GAIN = 130.0, 1.15
 FASTER_GAIN, MAX_BPM = 1.0, 200.0
 TIGHTNESS = 400.0          # beat_track's tightness: hold the grid to the asked tempo
+
+
+def bpm_of(frames: np.ndarray, fps: float) -> float:
+    """Tempo of beat ``frames`` at ``fps``: 60 over the median beat interval (at least two beats)."""
+    return 60.0 * fps / float(np.median(np.diff(np.asarray(frames, np.float64))))
 
 
 def onset_at(onset: np.ndarray, frames: np.ndarray) -> float:
@@ -40,9 +45,11 @@ def choose_level(onset: np.ndarray, track, base: np.ndarray) -> tuple[float, np.
         track: ``track(bpm) -> (K,) beat frames`` of ``onset`` held near ``bpm``.
         base: (K,) the tracker's beat frames on ``onset``'s clock.
     """
-    bpm = 60.0 * SR / HOP / float(np.median(np.diff(base)))
+    if len(base) < 4:
+        return 1.0, base
+    bpm = bpm_of(base, SR / HOP)
     strength = onset_at(onset, base)
-    if strength <= 0 or len(base) < 4:
+    if strength <= 0:
         return 1.0, base
     if bpm * 1.5 <= MAX_BPM:
         faster = track(bpm * 1.5)
