@@ -115,7 +115,7 @@ def correlation_ci(x, y, resamples: int = 2000, seed: int = 0):
 def summarise(takes: list[dict]) -> dict:
     summary = {key: bootstrap([t[key] for t in takes]) for key in
                ("tempo_match", "bas", "bas_offbeat", "phase_gain", "speed", "spin_fraction", "pelvis_accel",
-                "foot_slide")}
+                "foot_slide", "pose_spread", "jitter_share")}
     summary["lowest_foot_min"] = round(float(min(t["lowest_foot"] for t in takes)), 4)
     summary["tempo_correlation_folded"] = correlation_ci([t["folded_bpm"] for t in takes],
                                                          [t["music_bpm"] for t in takes])

@@ -14,7 +14,13 @@ a move stops (what BAS reads) -- fall on the music's beats, with the motion fast
   code i+1 it adds ``-strength * sum_f w(f) * log(speed[code, f])`` to each candidate's logit, over code i+1's
   frames. The contrast is in log speed, so a code gains by being *relatively* slow on the beat and fast off it:
   on a linear scale fast codes would win (speed is unbounded above, not below) and the dancer would speed up.
-* Speeds are measured with the body's turning taken out (:func:`body_frame`), and every draw of a lower code pays
+  The log is softened, ``log(speed + SOFTENING * mean speed)``: on a pure log scale a code that trembles in
+  place (0.02 -> 0.1 m/s) has a larger contrast than a step (0.5 -> 1.5 m/s), and on a lively memory the guide
+  then held one trembling pose (measured, docs/music-following.md).
+* Only the policy's own nucleus is reordered (the fewest likeliest codes holding ``CANDIDATE_MASS`` of its
+  probability): a strong guide otherwise reaches codes the policy would never dance in that context (bent over
+  to the floor, measured), and the dance stops being the policy's.
+* Speeds are measured with the body's turning taken out (:func:`e3d2_core.skeleton.body_frame`), and every draw of a lower code pays
   ``strength * TURN_COST`` per turn per second it spins: fast codes are often turning ones, and a guide that
   buys speed with spins makes the dancer spin (measured: 13 % of the time faster than 360°/s, real dance 2 %).
 
@@ -28,11 +34,13 @@ import numpy as np
 import torch
 
 from e3d2_core.errors import E3D2Error
-from e3d2_core.skeleton import LOWER_JOINTS, NUM_JOINTS, UPPER_JOINTS
+from e3d2_core.skeleton import LOWER_JOINTS, NUM_JOINTS, UPPER_JOINTS, body_frame
 
 BEAT_SIGMA = 0.1             # seconds: the width of "on the beat"
 TURN_COST = 1.0              # logits per turn per second of a lower code, times the strength
 SPEED_FLOOR = 0.02           # m/s: log speed of a code is taken above this (a still code is not -inf)
+SOFTENING = 1.0              # x the mean joint speed: the contrast is in log(speed + this) (new bundles)
+CANDIDATE_MASS = 0.9         # the guide reorders the policy's nucleus of this probability only (new bundles)
 
 
 def code_speed_profiles(joints: np.ndarray, up: np.ndarray, down: np.ndarray, *, fps: float, downsample: int,
@@ -46,7 +54,7 @@ def code_speed_profiles(joints: np.ndarray, up: np.ndarray, down: np.ndarray, *,
         downsample: frames per code (8).
         codebook_size: K, codes per half.
     Returns:
-        {"up": (K, 8) float32, "down": (K, 8) float32} mean speed (m/s, turning removed: :func:`body_frame`) of
+        {"up": (K, 8) float32, "down": (K, 8) float32} mean speed (m/s, turning removed: :func:`e3d2_core.skeleton.body_frame`) of
         the half's joints, weighted by their share of the 24 joints, at each frame of each code (codes never
         seen get the half's mean profile); "turn": (K,) mean |yaw rate| (rad/s) of each lower code;
         "counts_up", "counts_down": (K,) occurrences; "speed_scale": float, the mean joint speed overall.
@@ -83,23 +91,12 @@ def code_speed_profiles(joints: np.ndarray, up: np.ndarray, down: np.ndarray, *,
     return tables
 
 
-def body_frame(joints: np.ndarray) -> np.ndarray:
-    """(..., T, 24, 3) world positions -> the same turned about the pelvis by minus the body's heading (the hip
-    line's yaw): limbs moving and the body travelling count as motion, turning does not -- so the guide never
-    favours a spin for being fast."""
-    across = joints[..., 1, :] - joints[..., 2, :]                          # left hip - right hip
-    yaw = np.arctan2(across[..., 0], across[..., 2])[..., None]             # (..., T, 1)
-    local = joints - joints[..., :1, :]
-    cos, sin = np.cos(yaw), np.sin(yaw)
-    x, z = local[..., 0], local[..., 2]
-    turned = np.stack([cos * x - sin * z, local[..., 1], sin * x + cos * z], -1)
-    return turned + joints[..., :1, :]
-
-
-def guide_entry(tables: dict) -> dict:
-    """``tables`` as a bundle entry (tensors and plain numbers)."""
+def guide_entry(tables: dict, *, softening: float = SOFTENING, candidate_mass: float = CANDIDATE_MASS) -> dict:
+    """``tables`` as a bundle entry (tensors and plain numbers), with the contrast's ``softening`` and the
+    ``candidate_mass`` the guide keeps (bundles from before them carry neither: 0 and 1, the guide as it was)."""
     return {"up": torch.as_tensor(tables["up"]), "down": torch.as_tensor(tables["down"]),
-            "turn": torch.as_tensor(tables["turn"]), "speed_scale": float(tables["speed_scale"])}
+            "turn": torch.as_tensor(tables["turn"]), "speed_scale": float(tables["speed_scale"]),
+            "softening": float(softening), "candidate_mass": float(candidate_mass)}
 
 
 class BeatGuide:
@@ -119,14 +116,16 @@ class BeatGuide:
                  sigma: float = BEAT_SIGMA):
         if not (np.isfinite(strength) and strength >= 0):
             raise E3D2Error(f"beat guide strength must be ≥ 0, got {strength!r}")
-        self.up = torch.log(torch.as_tensor(entry["up"], dtype=torch.float32).clamp_min(SPEED_FLOOR))
-        self.down = torch.log(torch.as_tensor(entry["down"], dtype=torch.float32).clamp_min(SPEED_FLOOR))
+        offset = float(entry.get("softening", 0.0)) * float(entry.get("speed_scale", 0.0))
+        self.up = speed_log(entry["up"], offset)
+        self.down = speed_log(entry["down"], offset)
         self.downsample = self.up.shape[1]
         turn = entry.get("turn")
         # spins buy speed: a fast code is often a turning one, so every draw pays for turning (turns per second)
         self.turn_cost = (torch.zeros(self.down.shape[0]) if turn is None else
                           TURN_COST * torch.as_tensor(turn, dtype=torch.float32) / (2 * np.pi))
         self.strength, self.choose = float(strength), choose
+        self.mass = float(entry.get("candidate_mass", 1.0))
         self.weights = beat_weights(np.asarray(beat_frames, np.float64), num_frames, sigma * fps)
         self.step = 0
 
@@ -141,8 +140,26 @@ class BeatGuide:
     def __call__(self, logits_up: torch.Tensor, logits_down: torch.Tensor):
         self.step += 1                      # the first call picks code 1 (code 0 is the seed)
         bias_up, bias_down = self.bias(self.step)
-        return (self.choose(logits_up + bias_up.to(logits_up.device)),
-                self.choose(logits_down + bias_down.to(logits_down.device)))
+        return (self.choose(candidates(logits_up, self.mass) + bias_up.to(logits_up.device)),
+                self.choose(candidates(logits_down, self.mass) + bias_down.to(logits_down.device)))
+
+
+def candidates(logits: torch.Tensor, mass: float) -> torch.Tensor:
+    """(B, K) logits with every code outside the policy's nucleus set to -inf: the fewest most likely codes whose
+    probabilities (softmax of the raw logits) sum to ``mass``. The guide then only reorders what the policy
+    would dance; ``mass`` 1 keeps every code."""
+    if mass >= 1.0:
+        return logits
+    probs = torch.softmax(logits.float(), -1)
+    ranked, order = probs.sort(-1, descending=True)
+    outside = (ranked.cumsum(-1) - ranked) >= mass              # the mass before a code already reaches ``mass``
+    mask = torch.zeros_like(outside).scatter(-1, order, outside)
+    return logits.masked_fill(mask, float("-inf"))
+
+
+def speed_log(table, offset: float) -> torch.Tensor:
+    """log(speed + offset) of a (K, 8) speed table, speeds taken above ``SPEED_FLOOR``."""
+    return torch.log(torch.as_tensor(table, dtype=torch.float32).clamp_min(SPEED_FLOOR) + offset)
 
 
 def beat_weights(beat_frames: np.ndarray, num_frames: int, sigma_frames: float) -> np.ndarray:

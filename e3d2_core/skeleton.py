@@ -236,3 +236,16 @@ def _check_shapes(pose_shape, trans_shape):
             or tuple(pose_shape[:-2]) != tuple(trans_shape[:-1]):
         raise E3D2Error(f"forward kinematics needs poses (..., 24, 3) and trans (..., 3) with the same batch "
                         f"shape, got {tuple(pose_shape)} and {tuple(trans_shape)}")
+
+
+def body_frame(joints: np.ndarray) -> np.ndarray:
+    """(..., T, 24, 3) world positions -> the same turned about the pelvis by minus the body's heading (the hip
+    line's yaw): limbs moving and the body travelling count as motion, turning does not -- so a spin is not
+    taken for fast motion (the beat guide) nor for a wide range of poses (the plausibility measures)."""
+    across = joints[..., 1, :] - joints[..., 2, :]                          # left hip - right hip
+    yaw = np.arctan2(across[..., 0], across[..., 2])[..., None]             # (..., T, 1)
+    local = joints - joints[..., :1, :]
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    x, z = local[..., 0], local[..., 2]
+    turned = np.stack([cos * x - sin * z, local[..., 1], sin * x + cos * z], -1)
+    return turned + joints[..., :1, :]

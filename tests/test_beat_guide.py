@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from e3d2_core import api, checkpoint as ckpt
-from e3d2_core.beat_guide import (BeatGuide, BeatGuideWarning, beat_weights, code_speed_profiles,
+from e3d2_core.beat_guide import (BeatGuide, BeatGuideWarning, beat_weights, candidates, code_speed_profiles,
                                   guide_entry)
 from e3d2_core.errors import E3D2Error
 from e3d2_core.metrics.music_follow import phase_gain
@@ -62,6 +62,47 @@ def test_guide_prefers_the_code_that_is_slow_on_the_beat():
     assert not none.bias(1)[0].any()
     with pytest.raises(E3D2Error, match="strength"):
         BeatGuide(entry, beats, 400, strength=-1.0, choose=None)
+
+
+def test_softened_contrast_prefers_a_step_to_a_tremble():
+    """On a pure log scale a code trembling in place (0.02 -> 0.1 m/s) out-contrasts a real step (0.5 -> 1.5
+    m/s); softened by the mean speed, the step wins -- what kept a lively memory's guided dance from freezing."""
+    beats = np.arange(8, 400, 16, dtype=np.float64)              # code 1 (frames 8-15) starts on a beat
+    near = beat_weights(beats, 400, 6.0)[8:16] > 0               # its frames near the beat
+    tremble, step = np.where(near, 0.02, 0.1), np.where(near, 0.5, 1.5)
+    bias = {}
+    for softening in (0.0, 1.0):
+        entry = {"up": torch.tensor(np.stack([tremble, step]), dtype=torch.float32), "down": torch.ones(2, 8),
+                 "speed_scale": 0.8, "softening": softening}
+        bias[softening] = BeatGuide(entry, beats, 400, strength=2.0, choose=None).bias(1)[0]
+    assert bias[0.0][0] > bias[0.0][1]             # the old contrast: the tremble wins
+    assert bias[1.0][1] > bias[1.0][0]             # softened: the step wins
+
+
+def test_the_guide_only_reorders_the_policys_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
+    kept = torch.isfinite(candidates(logits, 0.9))
+    assert kept.tolist() == [[True, True, True, False], [False, True, True, True]]
+    assert torch.isfinite(candidates(logits, 0.4)).sum(-1).tolist() == [1, 1]    # the likeliest code always stays
+    assert torch.equal(candidates(logits, 1.0), logits)
+    # a code the policy finds unlikely is never drawn, however well it sits on the beat
+    slow_on_beat = [1.0, 1.0, 1.0, 0.1, 1.0, 1.0, 1.0, 1.0]
+    flat = [0.8] * 8
+    entry = {"up": torch.tensor([slow_on_beat, flat]), "down": torch.tensor([flat, flat]), "speed_scale": 0.8,
+             "candidate_mass": 0.9}
+    beats = np.arange(11, 400, 30, dtype=np.float64)
+    guide = BeatGuide(entry, beats, 400, strength=50.0, choose=lambda logits: logits.argmax(-1))
+    unlikely = torch.log(torch.tensor([[0.02, 0.98]]))
+    up, _ = guide(unlikely, unlikely)
+    assert up.item() == 1
+    old = BeatGuide({**entry, "candidate_mass": 1.0}, beats, 400, strength=50.0, choose=lambda l: l.argmax(-1))
+    assert old(unlikely, unlikely)[0].item() == 0            # without the nucleus the guide overrides the policy
+
+
+def test_new_guide_entries_carry_softening_and_nucleus():
+    tables = {"up": np.ones((3, 8)), "down": np.ones((3, 8)), "turn": np.zeros(3), "speed_scale": 0.5}
+    entry = guide_entry(tables)
+    assert entry["softening"] > 0 and 0 < entry["candidate_mass"] < 1
 
 
 def _steady(path, bpm=120.0, seconds=12.0, sr=22050):

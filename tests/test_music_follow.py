@@ -146,6 +146,23 @@ def test_follow_measures_on_real_dance():
     assert mf.plausibility(fast.joints(), fast.fps)["speed"] == pytest.approx(2 * measures["speed"], rel=0.02)
 
 
+def test_a_trembling_held_pose_is_told_from_a_dance():
+    """The frozen dance a too-strong beat guide made: one pose held, trembling at the 7.5-Hz code rate. It can
+    be as fast as a dance, but its poses do not range and most of its speed is tremor."""
+    dance = swinging_dance(10.0, 0.5, offset=0.1)
+    t = np.arange(len(dance.poses)) / FPS
+    tremble = np.zeros_like(dance.poses)
+    tremble[:, [16, 17, 1, 2], 0] = 0.15 * np.sin(2 * np.pi * 7.5 * t)[:, None]     # the dance's own joints
+    held = Motion(dance.poses[:1] + tremble, dance.trans, FPS)
+    moving, frozen = mf.plausibility(dance.joints()), mf.plausibility(held.joints())
+    assert frozen["speed"] > moving["speed"]                      # speed alone would call it the livelier
+    assert frozen["pose_spread"] < 0.5 * moving["pose_spread"]
+    assert frozen["jitter_share"] > 0.8 > 0.3 > moving["jitter_share"]
+    from e3d2_core.io import load_motion_file
+    salsa = mf.plausibility(load_motion_file(DATA / "cmu_salsa_60_01_clip.bvh", fps=60).joints())
+    assert salsa["pose_spread"] > 0.05 and salsa["jitter_share"] < 0.3
+
+
 # ---------------------------------------------------------------------------------------------- corruption
 def test_offbeat_corruption_shifts_the_dance_by_about_half_a_beat():
     rng = np.random.default_rng(0)
