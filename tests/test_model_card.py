@@ -62,7 +62,7 @@ def test_model_card_has_every_table_with_finite_numbers(run, tmp_path):
     text = card.read_text()
     result = json.loads(out_json.read_text())
     rows = result["numbers"]["rows"]
-    assert set(rows) == {"gt", "rl", "bc", "random", "train_motion"}
+    assert set(rows) == {"gt", "beat", "rl", "bc", "random", "train_motion"}     # the micro run has π_beat
     for key, row in rows.items():
         for metric in ("bas", "fid_k", "fid_g", "div_k", "div_g", "pfc"):
             assert np.isfinite(row[metric]), (key, metric)
@@ -75,7 +75,10 @@ def test_model_card_has_every_table_with_finite_numbers(run, tmp_path):
     for heading in ("## The default model on the held-out song", "### Table 1", "### Table 3", "### Table 4",
                     "accuracy per ε pair", "## Limitations", "## Recipe", "## Data", "## Sizes"):
         assert heading in text, heading
-    for label in ("π_RL (default)", "π_BC", "random-code policy", "training motion itself", "ground truth"):
+    distilled = result["numbers"]["distilled"]
+    assert f"guide at {distilled['guide_strength']:g}" in text and "`e3d2 generate` uses π_beat" in text
+    for label in ("π_beat (the default policy", "π_RL", "π_BC", "random-code policy", "training motion itself",
+                  "ground truth"):
         section = text.split("## The default model on the held-out song")[1].split("## The E3D2 report")[0]
         line = next(line for line in section.splitlines() if line.startswith(f"| {label}"))
         cells = line.split("|")[2:8]

@@ -9,7 +9,7 @@ The run must be complete: ``model.pt`` with vqvae, policy (π_BC), policy_rl (π
 windows, BAS with the shards' music beats, percentile-bootstrap 95 % intervals over windows) it scores
 
 * ground truth: the held-out real dance itself;
-* π_RL (the default), π_BC: sampled as the report does (``report.temperature``, ``report.samples`` per held-out
+* π_beat (the default policy, when the bundle has it), π_RL, π_BC: sampled as the report does (``report.temperature``, ``report.samples`` per held-out
   dance), seeded with the first code of each held-out dance;
 * a random-code policy: uniform random (up, down) codes decoded by the VQ-VAE, as long as each held-out dance;
 * the training motion itself: every window of the train split, on *its own* (training) music for BAS, against
@@ -33,8 +33,8 @@ from e3d2_core.errors import E3D2Error  # noqa: E402
 
 COLUMNS = ("bas", "pfc", "fid_k", "fid_g", "div_k", "div_g")
 HEADERS = {"bas": "BAS ↑", "pfc": "PFC ↓", "fid_k": "FID_k ↓", "fid_g": "FID_g ↓", "div_k": "Div_k", "div_g": "Div_g"}
-ROWS = (("gt", "ground truth (held-out real dance)"), ("rl", "π_RL (default)"), ("bc", "π_BC"),
-        ("random", "random-code policy"), ("train_motion", "training motion itself"))
+ROWS = (("gt", "ground truth (held-out real dance)"), ("beat", "π_beat (the default policy; raw: no guide, no lock)"),
+        ("rl", "π_RL"), ("bc", "π_BC"), ("random", "random-code policy"), ("train_motion", "training motion itself"))
 PARTS = ("vqvae", "policy", "policy_rl", "reward")
 
 
@@ -73,12 +73,14 @@ def card_numbers(config: dict, run_dir: Path, bundle: dict) -> dict:
             "bc": ev.evaluate(ev.generate(bundle["policy"]["state_dict"]), beats, pfc=True),
             "random": ev.evaluate(random_code_joints(ev.vqvae, [len(s.poses) for s in ev.test.sequences]),
                                   ev.test_beats, pfc=True)}
+    if "policy_beat" in bundle:
+        rows["beat"] = ev.evaluate(ev.generate(bundle["policy_beat"]["state_dict"]), beats, pfc=True)
     train = ev.train.sequences
     rows["train_motion"] = ev.evaluate([_joints(s.poses, s.trans) for s in train],
                                        [sequence_beats(s, ev.beat_column, ev.per_step) for s in train], pfc=True)
     beat_text = (f"exact music beats at {ev.fps:g} fps (the shards' beat_frames)" if ev.exact_beats else
                  "the code-rate beat column (beats at each step's first frame; shards without beat_frames)")
-    return {"rows": rows, "protocol": {
+    return {"rows": rows, "distilled": (bundle.get("policy_beat") or {}).get("distilled"), "protocol": {
         "music": f"held-out song(s) {', '.join(sorted({s.music_id for s in ev.test.sequences}))} (test split); "
                  "the training-motion row uses its own training music for BAS",
         "reference": "windows of the held-out real motion (test split)",
@@ -135,6 +137,18 @@ def metric_table(rows: list[tuple[str, dict | None]], columns=COLUMNS, extra=())
     return lines
 
 
+def beat_policy_text(distilled: dict | None) -> str:
+    """How the bundle's default policy came about (π_beat, from its distillation record) and what generate uses."""
+    if not distilled:
+        return ". `e3d2 generate` uses π_RL and scores takes with R_θ."
+    teacher = {"bc": "π_BC", "rl": "π_RL"}.get(distilled.get("teacher", "rl"), "π_RL")
+    return (f", and π_beat ({teacher} fine-tuned with the behaviour-cloning loss on its own takes danced with the beat "
+            f"guide at {distilled.get('guide_strength', 0):g}: {distilled.get('songs')} training songs, "
+            f"{distilled.get('takes')} takes, {distilled.get('steps')} steps). `e3d2 generate` uses π_beat with the "
+            "beat guide and the beat lock (`--policy rl|bc`, `--beat-guide 0 --beat-lock 0` give the others raw) "
+            "and scores takes with R_θ.")
+
+
 def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict, data: dict) -> str:
     p = numbers["protocol"]
     prep = data.get("prepare_report") or {}
@@ -148,7 +162,7 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
          "memory (separate upper/lower-body codebooks, one code per 8 frames), π_BC (a GPT policy over the codes, "
          "conditioned on music features), a learned reward R_θ trained with T-REX on automatically ranked "
          "demonstrations (π_BC with ε-greedy code noise), and π_RL (π_BC fine-tuned by PPO against R_θ with a KL "
-         "guard to π_BC). `e3d2 generate` uses π_RL and scores takes with R_θ. Music features: "
+         "guard to π_BC)" + beat_policy_text(numbers.get("distilled")) + " Music features: "
          f"`{config.get('music', {}).get('kind')}` at {config.get('music', {}).get('fps')} Hz.", "",
          "## Sizes", "", "| part | parameters |", "| --- | --- |"]
     names = {"vqvae": "VQ-VAE", "policy": "π_BC", "policy_rl": "π_RL", "reward": "R_θ"}
@@ -261,9 +275,9 @@ def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
          "[95 % interval] by take bootstrap. Tempo match: the dance's own period (autocorrelation of mean joint "
          "speed, 0.3-2.2 s) is the beat period, ×½ or ×2, within 6 %. Phase gain: BAS on the beats minus BAS on the "
          "off-beats. Tempo correlation: the dance's tempo, octave-folded, against the music's.", "",
-         "| dance | tempo match | BAS | phase gain | tempo correlation | joint speed (m/s) | spinning > 360°/s "
-         "| pelvis accel. (m/s²) | lowest foot (m) | foot slide (m/s) |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+         "| dance | tempo match | BAS | phase gain | tempo correlation | joint speed (m/s) | pose spread (m) "
+         "| jitter share | spinning > 360°/s | pelvis accel. (m/s²) | lowest foot (m) | foot slide (m/s) |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, label in FOLLOW_ROWS:
         row = result["rows"].get(key)
         if not row:
@@ -271,9 +285,13 @@ def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
         corr = row.get("tempo_correlation_folded") or {}
         corr_text = "–" if corr.get("r") is None else f"{corr['r']:.2f} [{corr['ci95'][0]:.2f}, {corr['ci95'][1]:.2f}]"
         L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
-                 f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
+                 f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'pose_spread')} | {cell(row, 'jitter_share', 2)} "
+                 f"| {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
                  f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
-    if "beat_raw" in result["rows"]:
+    L += ["", "Pose spread: how far the joints range from their mean place relative to the pelvis (a dance held "
+          "in one pose is near 0 however fast it trembles); jitter share: the share of joint speed above ~3 Hz "
+          "(docs/music-following.md)."]
+    if "beat_raw" in result["rows"] and not (Path(run_dir) / "distill.pt").is_file():
         L += ["", "π_beat and the beat guide's tables were added to the bundle after the training run "
               "(training/add_beat_guide.py); the E3D2 report below measures π_BC and π_RL as the run left them, "
               "and only the table above measures π_beat and the product default."]
