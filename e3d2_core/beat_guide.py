@@ -20,9 +20,10 @@ a move stops (what BAS reads) -- fall on the music's beats, with the motion fast
 * Only the policy's own nucleus is reordered (the fewest likeliest codes holding ``CANDIDATE_MASS`` of its
   probability): a strong guide otherwise reaches codes the policy would never dance in that context (bent over
   to the floor, measured), and the dance stops being the policy's.
-* Speeds are measured with the body's turning taken out (:func:`e3d2_core.skeleton.body_frame`), and every draw of a lower code pays
-  ``strength * TURN_COST`` per turn per second it spins: fast codes are often turning ones, and a guide that
-  buys speed with spins makes the dancer spin (measured: 13 % of the time faster than 360°/s, real dance 2 %).
+* Speeds are measured with the body's turning taken out (:func:`e3d2_core.skeleton.body_frame`), and every
+  draw of a lower code pays ``strength * TURN_COST`` per turn per second it spins: fast codes are often turning
+  ones, and a guide that buys speed with spins makes the dancer spin (measured: 13 % of the time faster than
+  360°/s, real dance 2 %).
 
 ``strength`` is in logits per unit of normalised speed contrast: 0 gives the raw policy's choice exactly; the
 product default is ``api.BEAT_GUIDE_DEFAULT``. Only the ranking among candidates changes; temperature and top-k still
@@ -54,10 +55,11 @@ def code_speed_profiles(joints: np.ndarray, up: np.ndarray, down: np.ndarray, *,
         downsample: frames per code (8).
         codebook_size: K, codes per half.
     Returns:
-        {"up": (K, 8) float32, "down": (K, 8) float32} mean speed (m/s, turning removed: :func:`e3d2_core.skeleton.body_frame`) of
-        the half's joints, weighted by their share of the 24 joints, at each frame of each code (codes never
-        seen get the half's mean profile); "turn": (K,) mean |yaw rate| (rad/s) of each lower code;
-        "counts_up", "counts_down": (K,) occurrences; "speed_scale": float, the mean joint speed overall.
+        {"up": (K, 8) float32, "down": (K, 8) float32} mean speed (m/s, turning removed:
+        :func:`e3d2_core.skeleton.body_frame`) of the half's joints, weighted by their share of the 24 joints,
+        at each frame of each code (codes never seen get the half's mean profile); "turn": (K,) mean |yaw rate|
+        (rad/s) of each lower code; "counts_up", "counts_down": (K,) occurrences; "speed_scale": float, the mean
+        joint speed overall.
     """
     world = np.asarray(joints, np.float64)
     joints = body_frame(world)

@@ -9,8 +9,9 @@ The run must be complete: ``model.pt`` with vqvae, policy (π_BC), policy_rl (π
 windows, BAS with the shards' music beats, percentile-bootstrap 95 % intervals over windows) it scores
 
 * ground truth: the held-out real dance itself;
-* π_beat (the default policy, when the bundle has it), π_RL, π_BC: sampled as the report does (``report.temperature``, ``report.samples`` per held-out
-  dance), seeded with the first code of each held-out dance;
+* π_beat (the default policy, when the bundle has it), π_RL, π_BC: sampled as the report does
+  (``report.temperature``, ``report.samples`` per held-out dance), seeded with the first code of each held-out
+  dance;
 * a random-code policy: uniform random (up, down) codes decoded by the VQ-VAE, as long as each held-out dance;
 * the training motion itself: every window of the train split, on *its own* (training) music for BAS, against
   the held-out real motion for FID;
@@ -33,8 +34,9 @@ from e3d2_core.errors import E3D2Error  # noqa: E402
 
 COLUMNS = ("bas", "pfc", "fid_k", "fid_g", "div_k", "div_g")
 HEADERS = {"bas": "BAS ↑", "pfc": "PFC ↓", "fid_k": "FID_k ↓", "fid_g": "FID_g ↓", "div_k": "Div_k", "div_g": "Div_g"}
-ROWS = (("gt", "ground truth (held-out real dance)"), ("beat", "π_beat (the default policy; raw: no guide, no lock)"),
-        ("rl", "π_RL"), ("bc", "π_BC"), ("random", "random-code policy"), ("train_motion", "training motion itself"))
+ROWS = (("gt", "ground truth (held-out real dance)"),
+        ("beat", "π_beat (the default policy; raw: no guide, no lock)"), ("rl", "π_RL"), ("bc", "π_BC"),
+        ("random", "random-code policy"), ("train_motion", "training motion itself"))
 PARTS = ("vqvae", "policy", "policy_rl", "reward")
 
 
@@ -142,8 +144,8 @@ def beat_policy_text(distilled: dict | None) -> str:
     if not distilled:
         return ". `e3d2 generate` uses π_RL and scores takes with R_θ."
     teacher = {"bc": "π_BC", "rl": "π_RL"}.get(distilled.get("teacher", "rl"), "π_RL")
-    return (f", and π_beat ({teacher} fine-tuned with the behaviour-cloning loss on its own takes danced with the beat "
-            f"guide at {distilled.get('guide_strength', 0):g}: {distilled.get('songs')} training songs, "
+    return (f", and π_beat ({teacher} fine-tuned with the behaviour-cloning loss on its own takes danced with the "
+            f"beat guide at {distilled.get('guide_strength', 0):g}: {distilled.get('songs')} training songs, "
             f"{distilled.get('takes')} takes, {distilled.get('steps')} steps). `e3d2 generate` uses π_beat with the "
             "beat guide and the beat lock (`--policy rl|bc`, `--beat-guide 0 --beat-lock 0` give the others raw) "
             "and scores takes with R_θ.")
@@ -201,7 +203,7 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
           "split (mirrors included).", ""]
     L += metric_table([(label, numbers["rows"].get(key)) for key, label in ROWS])
     L += [""] + [f"Note: {n}" for n in p["notes"]] + [""]
-    L += music_follow_section(run_dir)
+    L += music_follow_section(run_dir, beat_from_run=(run_dir / "distill.pt").is_file())
     L += ["## The E3D2 report (`e3d2 report`)", ""]
     proto = report.get("protocol", {})
     L += [f"Music: Tables 1 and 3 {proto.get('table1_table3_music', 'held-out')}; Table 4 "
@@ -255,9 +257,10 @@ FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("beat_raw", 
 FOLLOW_TITLE = "## Following the music (`bench/bench_music_follow.py`)"
 
 
-def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
+def music_follow_section(run_dir: Path, path: Path | None = None, *, beat_from_run: bool = False) -> list[str]:
     """The music-following table from ``path`` (default ``run_dir/music_follow.json``, written by
-    bench/bench_music_follow.py)."""
+    bench/bench_music_follow.py). ``beat_from_run``: π_beat came from the run's own distill stage (else the card
+    says it was added to the bundle after the run)."""
     path = Path(path) if path is not None else Path(run_dir) / "music_follow.json"
     if not path.is_file():
         return []
@@ -285,13 +288,13 @@ def music_follow_section(run_dir: Path, path: Path | None = None) -> list[str]:
         corr = row.get("tempo_correlation_folded") or {}
         corr_text = "–" if corr.get("r") is None else f"{corr['r']:.2f} [{corr['ci95'][0]:.2f}, {corr['ci95'][1]:.2f}]"
         L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
-                 f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'pose_spread')} | {cell(row, 'jitter_share', 2)} "
-                 f"| {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
+                 f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'pose_spread')} "
+                 f"| {cell(row, 'jitter_share', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
                  f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
     L += ["", "Pose spread: how far the joints range from their mean place relative to the pelvis (a dance held "
           "in one pose is near 0 however fast it trembles); jitter share: the share of joint speed above ~3 Hz "
           "(docs/music-following.md)."]
-    if "beat_raw" in result["rows"] and not (Path(run_dir) / "distill.pt").is_file():
+    if "beat_raw" in result["rows"] and not beat_from_run:
         L += ["", "π_beat and the beat guide's tables were added to the bundle after the training run "
               "(training/add_beat_guide.py); the E3D2 report below measures π_BC and π_RL as the run left them, "
               "and only the table above measures π_beat and the product default."]
@@ -352,7 +355,7 @@ def replace_follow_section(card: Path, follow_json: Path) -> None:
         raise E3D2Error(f"no '{FOLLOW_TITLE}' section to replace", path=card)
     head, rest = text.split(FOLLOW_TITLE, 1)
     tail = rest[rest.index("\n## "):] if "\n## " in rest else "\n"
-    section = music_follow_section(Path("."), follow_json)
+    section = music_follow_section(Path(follow_json).parent, follow_json)
     if not section:
         raise E3D2Error("no such music-following JSON", path=follow_json)
     with atomic_open(card, "w") as handle:

@@ -29,7 +29,7 @@ PEAK_MARGIN = 0.1
 SPIN_LIMIT = 2 * np.pi                     # rad/s: faster than one turn a second counts as spinning
 FEET = (7, 8, 10, 11)                      # ankles and toes
 CONTACT_HEIGHT, CONTACT_SPEED = 0.05, 0.4  # a foot point in contact: within 5 cm of the floor, slower than 0.4 m/s
-STEP_SMOOTHING = 4 / 60.0                  # seconds: a Gaussian this wide keeps 70 % of 2-Hz motion, 1 % of 7.5-Hz tremor
+STEP_SMOOTHING = 4 / 60.0                  # s: this Gaussian keeps 70 % of 2-Hz motion, 1 % of 7.5-Hz tremor
 
 
 def joint_speed(joints: np.ndarray, fps: float = 60.0) -> np.ndarray:
