@@ -10,12 +10,15 @@ Songs nobody trained on:
 Every dance is measured against the songs' *true* beats (:mod:`e3d2_core.metrics.music_follow`): tempo match rate
 (the motion's own period is the beat period, x1/2 or x2, within 6 %), BAS on the beats and on the off-beats (their
 difference is the phase gain), the octave-folded tempo correlation over songs, mean joint speed, time spinning
-faster than 360 deg/s, pelvis acceleration, the lowest foot point and foot sliding in contact.
-Rows: ``rl_raw`` (pi_RL: no beat guide, no beat lock), ``bc_raw`` (pi_BC, the same), ``beat_raw`` (pi_beat, pi_RL
-distilled on its own beat-guided takes, the same), ``rl_guided`` (pi_RL with the
-default beat guide, no lock), ``rl_locked`` (pi_RL with the default lock, no guide), ``product`` (what
-``e3d2 generate`` gives: the default policy, pi_beat, with the default guide and lock), and ``real_dance`` (the recipe's held-out real dance on its music,
-``--bundled``/test.npz and val.npz, cut to ``--seconds``). Means come with take-bootstrap 95 % intervals.
+faster than 360 deg/s, pelvis acceleration, the lowest foot point, foot sliding in contact, pose spread (over
+the take and in its stillest 4 s) and jitter share. Every generated row samples with the checkpoint's hold limit
+(:class:`e3d2_core.generation.HoldLimit`, recorded as the row's ``hold``).
+Rows: ``rl_raw`` (pi_RL: no beat guide, no beat lock), ``bc_raw`` (pi_BC, the same), ``beat_raw`` (pi_beat, a
+policy distilled on its own beat-guided takes, the same), ``rl_guided`` (pi_RL with the default beat guide, no
+lock), ``rl_locked`` (pi_RL with the default lock, no guide), ``bc_product`` (pi_BC with the default guide and
+lock), ``product`` (what ``e3d2 generate`` gives: the default policy, pi_beat, with the default guide and lock),
+and ``real_dance`` (the recipe's held-out real dance on its music, ``--bundled``/test.npz and val.npz, cut to
+``--seconds``). Means come with take-bootstrap 95 % intervals.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ ROWS = {"rl_raw": {"policy": "rl", "beat_lock": 0.0, "beat_guide": 0.0},
         "beat_raw": {"policy": "beat", "beat_lock": 0.0, "beat_guide": 0.0},
         "rl_guided": {"policy": "rl", "beat_lock": 0.0, "beat_guide": None},
         "rl_locked": {"policy": "rl", "beat_lock": None, "beat_guide": 0.0},
+        "bc_product": {"policy": "bc", "beat_lock": None, "beat_guide": None},
         "product": {"policy": "auto", "beat_lock": None, "beat_guide": None}}
 
 
@@ -115,7 +119,7 @@ def correlation_ci(x, y, resamples: int = 2000, seed: int = 0):
 def summarise(takes: list[dict]) -> dict:
     summary = {key: bootstrap([t[key] for t in takes]) for key in
                ("tempo_match", "bas", "bas_offbeat", "phase_gain", "speed", "spin_fraction", "pelvis_accel",
-                "foot_slide", "pose_spread", "jitter_share")}
+                "foot_slide", "pose_spread", "pose_spread_low", "jitter_share")}
     summary["lowest_foot_min"] = round(float(min(t["lowest_foot"] for t in takes)), 4)
     summary["tempo_correlation_folded"] = correlation_ci([t["folded_bpm"] for t in takes],
                                                          [t["music_bpm"] for t in takes])
@@ -137,7 +141,8 @@ def generated_row(row: dict, eval_songs, args) -> tuple[list[dict], float]:
         motions = motions if isinstance(motions, list) else [motions]
         frames = np.round(np.asarray(beats) * FPS).astype(np.int64)
         for motion in motions:
-            takes.append({"song": name, **follow_measures(motion.joints(), frames, FPS)})
+            takes.append({"song": name, "hold": motion.meta.get("hold"),
+                          **follow_measures(motion.joints(), frames, FPS)})
     return takes, seconds
 
 
@@ -187,7 +192,7 @@ def main(argv=None) -> int:
                 continue
             takes, seconds = generated_row(ROWS[name], eval_songs, args)
             result["rows"][name] = {**summarise(takes), "takes": len(takes),
-                                    "generation_seconds": round(seconds, 2),
+                                    "generation_seconds": round(seconds, 2), "hold": takes[0]["hold"],
                                     "per_song": {s: round(float(np.mean([t["tempo_match"] for t in takes
                                                                          if t["song"] == s])), 3)
                                                  for s in result["songs"]}}

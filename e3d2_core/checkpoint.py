@@ -8,7 +8,8 @@ A bundle is a plain dict (docs/models.md, Checkpoints)::
      "skeleton": Skeleton.to_dict(), "data_note": str,
      "vqvae": {"config": dict, "state_dict": {...}}, "policy": {"config": dict, "state_dict": {...}},
      optional "reward", "policy_rl", "policy_beat", "model_card",
-     "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...}}
+     "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...},
+     "hold": {"free_steps": int, "cost": float}}
 
 It holds only tensors and plain containers, and is read with ``torch.load(weights_only=True)``: loading a
 checkpoint can never run code. Every problem becomes a one-line :class:`E3D2Error` naming the file.
@@ -106,6 +107,14 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
                    and bool(torch.isfinite(t).all()) and bool((t >= 0).all()) for t in tables):
             raise E3D2Error("incompatible checkpoint: 'beat_guide' needs two finite, non-negative (K, 8) speed "
                             "tables 'up' and 'down'", path=path)
+    hold = bundle.get("hold")
+    if hold is not None:
+        from e3d2_core.generation import HoldLimit
+        try:
+            HoldLimit.from_entry(hold)
+        except (E3D2Error, KeyError, TypeError, ValueError):
+            raise E3D2Error("incompatible checkpoint: 'hold' needs a whole free_steps ≥ 1 and a cost ≥ 0",
+                            path=path) from None
     if "policy" in require or "policy_rl" in require:
         music = bundle.get("music")
         if not (isinstance(music, dict) and {"kind", "fps", "mean", "std"} <= set(music)):

@@ -163,6 +163,20 @@ def test_a_trembling_held_pose_is_told_from_a_dance():
     assert salsa["pose_spread"] > 0.05 and salsa["jitter_share"] < 0.3
 
 
+def test_a_dance_that_stops_for_a_while_shows_in_its_stillest_stretch():
+    """A pose held for 5 s of a 12-s dance barely moves the whole take's spread, but its stillest 4 s are still."""
+    dance = swinging_dance(12.0, 0.5, offset=0.1)
+    poses = dance.poses.copy()
+    poses[240:540] = poses[240]                                     # 4-9 s: one pose held
+    stopping = Motion(poses, dance.trans, FPS)
+    moving, stopped = mf.plausibility(dance.joints()), mf.plausibility(stopping.joints())
+    assert stopped["pose_spread"] > 0.7 * moving["pose_spread"]
+    assert stopped["pose_spread_low"] < 0.05 * moving["pose_spread_low"]
+    assert moving["pose_spread_low"] > 0.7 * moving["pose_spread"]       # a steady dance is as wide throughout
+    short = mf.plausibility(dance.joints()[:120])                         # 2 s: the whole take is its stretch
+    assert short["pose_spread_low"] == pytest.approx(short["pose_spread"])
+
+
 # ---------------------------------------------------------------------------------------------- corruption
 def test_offbeat_corruption_shifts_the_dance_by_about_half_a_beat():
     rng = np.random.default_rng(0)

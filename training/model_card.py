@@ -252,6 +252,7 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
 
 FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("beat_raw", "π_beat, raw"),
                ("rl_guided", "π_RL + beat guide"), ("rl_locked", "π_RL + beat lock"),
+               ("bc_product", "π_BC + beat guide + beat lock"),
                ("product", "product default (π_beat + beat guide + beat lock)"),
                ("real_dance", "real dance (held-out and val clips on their music)"))
 FOLLOW_TITLE = "## Following the music (`bench/bench_music_follow.py`)"
@@ -279,8 +280,9 @@ def music_follow_section(run_dir: Path, path: Path | None = None, *, beat_from_r
          "speed, 0.3-2.2 s) is the beat period, ×½ or ×2, within 6 %. Phase gain: BAS on the beats minus BAS on the "
          "off-beats. Tempo correlation: the dance's tempo, octave-folded, against the music's.", "",
          "| dance | tempo match | BAS | phase gain | tempo correlation | joint speed (m/s) | pose spread (m) "
-         "| jitter share | spinning > 360°/s | pelvis accel. (m/s²) | lowest foot (m) | foot slide (m/s) |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+         "| stillest 4 s (m) | jitter share | spinning > 360°/s | pelvis accel. (m/s²) | lowest foot (m) "
+         "| foot slide (m/s) |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, label in FOLLOW_ROWS:
         row = result["rows"].get(key)
         if not row:
@@ -289,10 +291,11 @@ def music_follow_section(run_dir: Path, path: Path | None = None, *, beat_from_r
         corr_text = "–" if corr.get("r") is None else f"{corr['r']:.2f} [{corr['ci95'][0]:.2f}, {corr['ci95'][1]:.2f}]"
         L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
                  f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'pose_spread')} "
-                 f"| {cell(row, 'jitter_share', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
+                 f"| {cell(row, 'pose_spread_low')} | {cell(row, 'jitter_share', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
                  f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
     L += ["", "Pose spread: how far the joints range from their mean place relative to the pelvis (a dance held "
-          "in one pose is near 0 however fast it trembles); jitter share: the share of joint speed above ~3 Hz "
+          "in one pose is near 0 however fast it trembles), over the take and in its stillest 4 s (a dancer who "
+          "stops for a while); jitter share: the share of joint speed above ~3 Hz "
           "(docs/music-following.md)."]
     if "beat_raw" in result["rows"] and not beat_from_run:
         L += ["", "π_beat and the beat guide's tables were added to the bundle after the training run "

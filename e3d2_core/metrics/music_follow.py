@@ -30,6 +30,7 @@ SPIN_LIMIT = 2 * np.pi                     # rad/s: faster than one turn a secon
 FEET = (7, 8, 10, 11)                      # ankles and toes
 CONTACT_HEIGHT, CONTACT_SPEED = 0.05, 0.4  # a foot point in contact: within 5 cm of the floor, slower than 0.4 m/s
 STEP_SMOOTHING = 4 / 60.0                  # s: this Gaussian keeps 70 % of 2-Hz motion, 1 % of 7.5-Hz tremor
+STILL_WINDOW = 4.0                         # s: the stretch pose_spread_low looks for the stillest of
 
 
 def joint_speed(joints: np.ndarray, fps: float = 60.0) -> np.ndarray:
@@ -107,13 +108,21 @@ def phase_gain(joints: np.ndarray, beats: np.ndarray) -> float:
     return bas(joints, beats) - bas(joints, half_beat_shifted(beats))
 
 
+def pose_spread(local: np.ndarray) -> float:
+    """(T, 24, 3) pelvis-relative, turning-removed joints -> the RMS distance (m) of each joint from its mean
+    place, averaged over the joints."""
+    return float(np.sqrt(((local - local.mean(0)) ** 2).sum(-1).mean(0)).mean())
+
+
 def plausibility(joints: np.ndarray, fps: float = 60.0) -> dict:
     """What looks right or wrong besides timing (see the module docstring). Keys: ``speed`` (m/s),
     ``spin_fraction`` (share of frames turning faster than 360 deg/s), ``pelvis_accel`` (mean |a|, m/s^2,
     after 50-ms smoothing), ``lowest_foot`` (m, the lowest ankle/toe point; < 0 is below the floor),
     ``foot_slide`` (m/s, mean horizontal foot speed in contact), ``pose_spread`` (m: the RMS distance of the
-    joints from their mean place relative to the pelvis, turning removed, averaged over joints), ``jitter_share``
-    (1 - the joint speed after ``STEP_SMOOTHING`` over the raw joint speed)."""
+    joints from their mean place relative to the pelvis, turning removed, averaged over joints),
+    ``pose_spread_low`` (m: the pose spread of the stillest ``STILL_WINDOW`` seconds, windows a second apart; the
+    whole take's when it is shorter), ``jitter_share`` (1 - the joint speed after ``STEP_SMOOTHING`` over the raw
+    joint speed)."""
     joints = np.asarray(joints, np.float64)
     across = joints[:, 1] - joints[:, 2]                          # left hip - right hip: the body's side axis
     heading = np.unwrap(np.arctan2(across[:, 0], across[:, 2]))
@@ -126,10 +135,12 @@ def plausibility(joints: np.ndarray, fps: float = 60.0) -> dict:
     vertical = np.abs(np.diff(feet[..., 1], axis=0)) * fps
     contact = (height < CONTACT_HEIGHT + max(0.0, float(np.percentile(feet[..., 1], 5)))) & (vertical < CONTACT_SPEED)
     local = body_frame(joints) - joints[:, :1]
-    spread = np.sqrt(((local - local.mean(0)) ** 2).sum(-1).mean(0)).mean()
+    window = max(1, int(round(STILL_WINDOW * fps)))
+    starts = range(0, max(1, len(local) - window + 1), max(1, int(round(fps))))
+    lowest = min(pose_spread(local[a:a + window]) for a in starts)
     speed = float(joint_speed(joints, fps).mean())
     smooth = float(joint_speed(gaussian_filter1d(joints, STEP_SMOOTHING * fps, axis=0), fps).mean())
-    return {"speed": speed, "pose_spread": float(spread), "jitter_share": 1.0 - smooth / speed if speed > 0 else 0.0,
+    return {"speed": speed, "pose_spread": pose_spread(local), "pose_spread_low": lowest, "jitter_share": 1.0 - smooth / speed if speed > 0 else 0.0,
             "spin_fraction": float(np.mean(turn > SPIN_LIMIT)),
             "pelvis_accel": float(accel.mean()), "lowest_foot": float(feet[..., 1].min()),
             "foot_slide": float(foot_speed[contact].mean()) if contact.any() else 0.0}

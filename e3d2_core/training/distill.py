@@ -40,9 +40,10 @@ def songs_with_beats(shards) -> list:
 
 @torch.no_grad()
 def guided_takes(vqvae, policy, sequences, guide_entry, mean, std, *, strength: float, takes: int,
-                 max_codes: int, temperature: float, seed: int) -> tuple[list, list, list]:
+                 max_codes: int, temperature: float, seed: int, hold=None) -> tuple[list, list, list]:
     """``takes`` beat-guided takes of ``policy`` on each sequence's music: (up codes, down codes, normalised
-    music), one (N,) / (N,) / (N, D) array per take."""
+    music), one (N,) / (N,) / (N, D) array per take. ``hold``: the :class:`e3d2_core.generation.HoldLimit` the
+    takes are drawn with (None: holding is free), so that π_beat does not learn the teacher's long holds."""
     runner = gen.policy_for_inference(policy, "fp32", vqvae.vq_up.codebook.device)
     ups, downs, musics = [], [], []
     for index, seq in enumerate(sequences):
@@ -52,7 +53,7 @@ def guided_takes(vqvae, policy, sequences, guide_entry, mean, std, *, strength: 
         guide = BeatGuide(guide_entry, np.asarray(seq.beat_frames, np.float64), music.shape[0] * vqvae.downsample,
                           strength=strength, fps=vqvae.fps,
                           choose=lambda logits: gen.choose(logits, temperature, None, generator))
-        up, down = gen.generate_codes(runner, music, up0, down0, generator=generator, pick=guide)
+        up, down = gen.generate_codes(runner, music, up0, down0, generator=generator, pick=guide, hold=hold)
         for k in range(takes):
             ups.append(up[k].numpy())
             downs.append(down[k].numpy())
@@ -85,8 +86,10 @@ def distill(policy, ups, downs, musics, *, steps: int, lr: float, batch: int, le
     return student.eval(), loss_value
 
 
-def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | None = None, on_step=None) -> dict:
-    """The ``"policy_beat"`` bundle entry: ``policy`` distilled on its guided takes to the shards' songs.
+def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | None = None, on_step=None,
+                hold=None) -> dict:
+    """The ``"policy_beat"`` bundle entry: ``policy`` distilled on its guided takes to the shards' songs
+    (drawn with ``hold``, see :func:`guided_takes`).
 
     ``config``: any of ``DEFAULTS`` (guide strength, takes per song, code steps per take, fine-tuning steps,
     learning rate, batch, window length, sampling temperature, seed; ``teacher`` is read by the stage)."""
@@ -100,14 +103,15 @@ def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | No
     ups, downs, musics = guided_takes(vqvae, policy, sequences, guide_entry, mean, std,
                                       strength=float(cfg["strength"]), takes=int(cfg["takes"]),
                                       max_codes=int(cfg["max_codes"]), temperature=float(cfg["temperature"]),
-                                      seed=int(cfg["seed"]))
+                                      seed=int(cfg["seed"]), hold=hold)
     student, loss = distill(policy, ups, downs, musics, steps=int(cfg["steps"]), lr=float(cfg["lr"]),
                             batch=int(cfg["batch"]), length=int(cfg["length"]), seed=int(cfg["seed"]),
                             on_step=on_step)
     state = {key: value.detach().cpu().clone() for key, value in student.state_dict().items()}
     return {"config": dict(policy.config), "state_dict": state,
             "distilled": {"songs": len(sequences), "takes": len(ups), "steps": int(cfg["steps"]),
-                          "guide_strength": float(cfg["strength"]), "final_loss": float(loss)}}
+                          "guide_strength": float(cfg["strength"]), "final_loss": float(loss),
+                          "hold": None if hold is None else hold.entry()}}
 
 
 def run_distill(config: dict, run_dir, options):
@@ -131,14 +135,16 @@ def run_distill(config: dict, run_dir, options):
     if teacher_name == "rl" and (run_dir / stages.OUTPUTS["rl"]).is_file():
         parts.update(stages.load_stage_output(run_dir, "rl"))
     teacher = policies_of(parts)[-1].to(device)
-    entry = stages.load_stage_output(run_dir, "guide")["beat_guide"]
+    guide_output = stages.load_stage_output(run_dir, "guide")
+    entry, hold = guide_output["beat_guide"], gen.HoldLimit.from_entry(guide_output.get("hold"))
 
     def report(step, logs):
         if options.progress and step % 50 == 0:
             print(f"distill: step {step} loss {logs['loss']:.3f}")
 
     policy_entry = beat_policy(vqvae, teacher, [stages.load_split(config, "train")], entry, bc["music"]["mean"],
-                               bc["music"]["std"], config.get("distill", {}), on_step=report)
+                               bc["music"]["std"], config.get("distill", {}), on_step=report,
+                               hold=None if hold is None or hold.cost == 0 else hold)
     policy_entry["distilled"]["teacher"] = "rl" if "policy_rl" in parts else "bc"
     output = run_dir / stages.OUTPUTS["distill"]
     stages.save_stage_output(output, {"policy_beat": policy_entry})

@@ -118,8 +118,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     _stage("rl_hand", e3d2_stages.run_rl_hand, order=55, needs=("reward",),
            help="Table 3 ablation: the same RL with the hand-designed reward"),
     # following the beat (docs/music-following.md)
-    _stage("guide", guide.run_guide, order=60, needs=("bc",), bundle_keys=("beat_guide",), rerun_after_upstream=True,
-           help="the beat guide's tables: each code's speed, frame by frame, on the policies' dances"),
+    _stage("guide", guide.run_guide, order=60, needs=("bc",), bundle_keys=("beat_guide", "hold"),
+           rerun_after_upstream=True, help="the beat guide's tables (each code's speed, frame by frame, on the "
+                                           "policies' dances) and how long real dance holds a code"),
     _stage("distill", distill.run_distill, order=65, needs=("guide",), bundle_keys=("policy_beat",),
            rerun_after_upstream=True, help="π_beat: π_RL fine-tuned on its own beat-guided takes"),
     _stage("report", report.run_report, order=80, needs=("rl",),
