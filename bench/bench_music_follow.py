@@ -11,12 +11,14 @@ Every dance is measured against the songs' *true* beats (:mod:`e3d2_core.metrics
 (the motion's own period is the beat period, x1/2 or x2, within 6 %), BAS on the beats and on the off-beats (their
 difference is the phase gain), the octave-folded tempo correlation over songs, mean joint speed, time spinning
 faster than 360 deg/s, pelvis acceleration, the lowest foot point, foot sliding in contact, pose spread (over
-the take and in its stillest 4 s) and jitter share. Every generated row samples with the checkpoint's hold limit
-(:class:`e3d2_core.generation.HoldLimit`, recorded as the row's ``hold``).
+the take and in its stillest 4 s) and jitter share. Every generated row samples with the checkpoint's repeat limit
+(:class:`e3d2_core.repeat_limit.RepeatLimit`, recorded as the row's ``repeat``); ``recent_repeats`` is how often
+the code drawn at a step occurred in the 16 steps before (real dance, encoded: a median 0).
 Rows: ``rl_raw`` (pi_RL: no beat guide, no beat lock), ``bc_raw`` (pi_BC, the same), ``beat_raw`` (pi_beat, a
 policy distilled on its own beat-guided takes, the same), ``rl_guided`` (pi_RL with the default beat guide, no
 lock), ``rl_locked`` (pi_RL with the default lock, no guide), ``bc_product`` (pi_BC with the default guide and
-lock), ``product`` (what ``e3d2 generate`` gives: the default policy, pi_beat, with the default guide and lock),
+lock), ``product`` (what ``e3d2 generate`` gives: the bundle's default policy, named in ``default_policy``, with the
+default guide and lock),
 and ``real_dance`` (the recipe's held-out real dance on its music, ``--bundled``/test.npz and val.npz, cut to
 ``--seconds``). Means come with take-bootstrap 95 % intervals.
 """
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from e3d2_core.metrics.music_follow import follow_measures  # noqa: E402
+from e3d2_core.repeat_limit import recent_repeats  # noqa: E402
 
 EVAL_MIDI = ("D_E1M5", "D_E1M7", "D_RUNNI2", "D_BUNNY", "D_DOOM2", "D_EVIL")
 FPS = 60.0
@@ -119,7 +122,8 @@ def correlation_ci(x, y, resamples: int = 2000, seed: int = 0):
 def summarise(takes: list[dict]) -> dict:
     summary = {key: bootstrap([t[key] for t in takes]) for key in
                ("tempo_match", "bas", "bas_offbeat", "phase_gain", "speed", "spin_fraction", "pelvis_accel",
-                "foot_slide", "pose_spread", "pose_spread_low", "jitter_share")}
+                "foot_slide", "pose_spread", "pose_spread_low", "jitter_share", "recent_repeats")
+               if all(key in t for t in takes)}
     summary["lowest_foot_min"] = round(float(min(t["lowest_foot"] for t in takes)), 4)
     summary["tempo_correlation_folded"] = correlation_ci([t["folded_bpm"] for t in takes],
                                                          [t["music_bpm"] for t in takes])
@@ -141,7 +145,8 @@ def generated_row(row: dict, eval_songs, args) -> tuple[list[dict], float]:
         motions = motions if isinstance(motions, list) else [motions]
         frames = np.round(np.asarray(beats) * FPS).astype(np.int64)
         for motion in motions:
-            takes.append({"song": name, "hold": motion.meta.get("hold"),
+            repeats = np.r_[recent_repeats(motion.meta["codes_up"]), recent_repeats(motion.meta["codes_down"])]
+            takes.append({"song": name, "repeat": motion.meta.get("repeat"), "recent_repeats": float(repeats.mean()),
                           **follow_measures(motion.joints(), frames, FPS)})
     return takes, seconds
 
@@ -175,12 +180,16 @@ def main(argv=None) -> int:
     parser.add_argument("--takes", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", default="rl_raw,bc_raw,beat_raw,rl_guided,rl_locked,product,real_dance")
+    parser.add_argument("--rows", default="rl_raw,bc_raw,beat_raw,rl_guided,rl_locked,bc_product,product,real_dance")
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    result = {"seconds": args.seconds, "takes_per_song": args.takes, "rows": {}}
+    from e3d2_core import checkpoint as ckpt
+    bundle = ckpt.load_bundle(args.checkpoint or ckpt.default_checkpoint())
+    result = {"seconds": args.seconds, "takes_per_song": args.takes, "rows": {},
+              "default_policy": ckpt.POLICY_NAMES[ckpt.policy_part(bundle, "auto")]}
+    del bundle
     with tempfile.TemporaryDirectory() as tmp:
         eval_songs = songs(args, Path(tmp))
         result["songs"] = [name for name, _, _ in eval_songs]
@@ -192,7 +201,7 @@ def main(argv=None) -> int:
                 continue
             takes, seconds = generated_row(ROWS[name], eval_songs, args)
             result["rows"][name] = {**summarise(takes), "takes": len(takes),
-                                    "generation_seconds": round(seconds, 2), "hold": takes[0]["hold"],
+                                    "generation_seconds": round(seconds, 2), "repeat": takes[0]["repeat"],
                                     "per_song": {s: round(float(np.mean([t["tempo_match"] for t in takes
                                                                          if t["song"] == s])), 3)
                                                  for s in result["songs"]}}

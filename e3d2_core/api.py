@@ -38,9 +38,9 @@ class DanceRequest:
             ``offset + seconds`` (so the part at the offset is danced as it is in the whole dance), and the takes
             are cut to ``[offset, offset + seconds)``.
         seed, takes, temperature, top_k, seed_motion, checkpoint, device, precision, policy, pick, in_place, bpm,
-            beat_offset, beat_lock, beat_guide, hold_cost: as for :func:`generate` (``beat_lock`` None:
+            beat_offset, beat_lock, beat_guide, repeat_cost: as for :func:`generate` (``beat_lock`` None:
             ``BEAT_LOCK_DEFAULT``; ``beat_guide`` None: ``BEAT_GUIDE_DEFAULT`` when the checkpoint has the guide's
-            tables; ``hold_cost`` None: the checkpoint's own).
+            tables; ``repeat_cost`` None: the checkpoint's own).
         facing: degrees to turn every take about the vertical (Y) axis through the origin.
         fps: frame rate of the takes (resampled); None: the model's.
     """
@@ -54,7 +54,7 @@ class DanceRequest:
     top_k: int | None = None
     beat_lock: float | None = None
     beat_guide: float | None = None
-    hold_cost: float | None = None
+    repeat_cost: float | None = None
     in_place: bool = False
     facing: float = 0.0
     fps: float | None = None
@@ -79,8 +79,8 @@ class DanceRequest:
             raise E3D2Error(f"beat_lock must be a number from 0 to 1, got {self.beat_lock!r}")
         if self.beat_guide is not None and (not _finite(self.beat_guide) or self.beat_guide < 0):
             raise E3D2Error(f"beat_guide must be a number ≥ 0, got {self.beat_guide!r}")
-        if self.hold_cost is not None and (not _finite(self.hold_cost) or self.hold_cost < 0):
-            raise E3D2Error(f"hold_cost must be a number ≥ 0, got {self.hold_cost!r}")
+        if self.repeat_cost is not None and (not _finite(self.repeat_cost) or self.repeat_cost < 0):
+            raise E3D2Error(f"repeat_cost must be a number ≥ 0, got {self.repeat_cost!r}")
         if not isinstance(self.in_place, bool):
             raise E3D2Error(f"in_place must be True or False, got {self.in_place!r}")
         if not _finite(self.facing):
@@ -115,7 +115,7 @@ class DanceRequest:
                 "checkpoint": self.checkpoint, "device": self.device, "in_place": self.in_place, "bpm": self.bpm,
                 "beat_offset": self.beat_offset, "precision": self.precision, "policy": self.policy,
                 "pick": self.pick, "beat_lock": self.beat_lock, "beat_guide": self.beat_guide,
-                "hold_cost": self.hold_cost}
+                "repeat_cost": self.repeat_cost}
 
 
 def dance(request: DanceRequest, *, progress=None, cancel=None, generator=None) -> list:
@@ -163,7 +163,7 @@ def rotate_facing(motion, degrees: float):
 def generate(audio, *, seconds=None, seed=0, takes=1, temperature=DEFAULT_TEMPERATURE, top_k=None, seed_motion=None,
              checkpoint=None, device="auto", progress=None, cancel=None, in_place=False, bpm=None,
              beat_offset=None, precision="auto", policy="auto", pick="all", beat_lock=None, beat_guide=None,
-             hold_cost=None):
+             repeat_cost=None):
     """Dance to a song (the keyword form of :func:`dance` with a :class:`DanceRequest`).
 
     Args:
@@ -192,10 +192,10 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=DEFAULT_TEMPER
             them (:mod:`e3d2_core.beat_guide`; logits per unit of log-speed contrast); None: the product default
             ``BEAT_GUIDE_DEFAULT`` when the checkpoint carries the guide's tables; 0: the policy's own draws. What it
             did is in ``meta["beat_guide"]``.
-        hold_cost: ≥ 0, logits off drawing the code being danced again, per code step it has been held longer
-            than real dance holds one (:class:`e3d2_core.generation.HoldLimit`): it keeps the policy from
-            holding one pose for seconds. None: the checkpoint's own (none in older checkpoints); 0: off.
-            What it did is in ``meta["hold"]``.
+        repeat_cost: ≥ 0, logits off a move per time it was danced in the last 2 s beyond what real dance
+            repeats (:class:`e3d2_core.repeat_limit.RepeatLimit`): it keeps the policy from looping on one pose for
+            seconds. None: the checkpoint's own (none in older checkpoints); 0: off. What it did is in
+            ``meta["repeat"]``.
         pick: "all" returns every take; "best" scores the takes with the bundle's reward model R_θ and returns
             only the highest-scoring one (its score in ``meta["reward_total"]``).
     Returns:
@@ -207,7 +207,7 @@ def generate(audio, *, seconds=None, seed=0, takes=1, temperature=DEFAULT_TEMPER
     request = DanceRequest(audio, seconds=seconds, seed=seed, takes=takes, temperature=temperature, top_k=top_k,
                            seed_motion=seed_motion, checkpoint=checkpoint, device=device, in_place=in_place,
                            bpm=bpm, beat_offset=beat_offset, precision=precision, policy=policy, pick=pick,
-                           beat_lock=beat_lock, beat_guide=beat_guide, hold_cost=hold_cost)
+                           beat_lock=beat_lock, beat_guide=beat_guide, repeat_cost=repeat_cost)
     motions = dance(request, progress=progress, cancel=cancel)
     return motions[0] if len(motions) == 1 else motions
 
@@ -281,13 +281,13 @@ def _model_takes(request: DanceRequest, progress, cancel) -> list:
             from e3d2_core.beat_level import bpm_of
             meta["dance_tempo"] = round(bpm_of(beats, vqvae.fps), 2)
     guide, meta["beat_guide"] = _beat_guide(bundle.get("beat_guide"), request.beat_guide, beats, vqvae.fps)
-    hold = _hold_limit(bundle.get("hold"), request.hold_cost)
-    meta["hold"] = {"free_steps": 0, "cost": 0.0} if hold is None else hold.entry()
+    repeat = _repeat_limit(bundle.get("repeat"), request.repeat_cost)
+    meta["repeat"] = {"cost": 0.0} if repeat is None else repeat.entry()
     motions = gen.generate_motions(vqvae, runner, music, takes=request.takes, seed=request.seed,
                                    temperature=float(request.temperature), top_k=request.top_k,
                                    seed_motion=seed_motion, in_place=request.in_place,
                                    progress=lambda f, m: report(0.05 + 0.9 * f, m), cancel=cancel, meta=meta,
-                                   guide=guide, hold=hold)
+                                   guide=guide, repeat=repeat)
     if request.beat_lock_strength > 0:
         report(0.96, "locking the dance to the beat")
         motions = _lock_to_beats(motions, beats, vqvae.fps, request.beat_lock_strength)
@@ -338,15 +338,17 @@ def _beat_guide(entry, strength, beats, fps: float):
             {"strength": strength})
 
 
-def _hold_limit(entry, cost):
-    """The HoldLimit to sample with: the bundle's, its cost replaced by ``cost`` unless that is None; a bundle
-    without one holds ``HOLD_FREE_STEPS`` for free."""
-    from e3d2_core.generation import HOLD_FREE_STEPS, HoldLimit
+def _repeat_limit(entry, cost):
+    """The RepeatLimit to sample with (None: repeats are free): the bundle's, its cost replaced by ``cost``
+    unless that is None; a bundle without one gets the default window and free repeats when a cost is asked."""
+    from dataclasses import replace
 
-    hold = HoldLimit.from_entry(entry)
+    from e3d2_core.repeat_limit import RepeatLimit
+
+    limit = RepeatLimit.from_entry(entry)
     if cost is not None:
-        hold = HoldLimit(HOLD_FREE_STEPS if hold is None else hold.free_steps, float(cost))
-    return None if hold is None or hold.cost == 0 else hold
+        limit = RepeatLimit(cost=float(cost)) if limit is None else replace(limit, cost=float(cost))
+    return None if limit is None or limit.cost == 0 else limit
 
 
 def _lock_to_beats(motions, beats, fps: float, strength: float):

@@ -9,7 +9,8 @@ A bundle is a plain dict (docs/models.md, Checkpoints)::
      "vqvae": {"config": dict, "state_dict": {...}}, "policy": {"config": dict, "state_dict": {...}},
      optional "reward", "policy_rl", "policy_beat", "model_card",
      "beat_guide": {"up": (K, 8) tensor, "down": (K, 8) tensor, "speed_scale": float, ...},
-     "hold": {"free_steps": int, "cost": float}}
+     "repeat": {"window": int, "free_repeats": int, "cost": float},
+     "default_policy": "beat" | "rl" | "bc"   (what policy="auto" runs; without it: π_beat, else π_RL, else π_BC)}
 
 It holds only tensors and plain containers, and is read with ``torch.load(weights_only=True)``: loading a
 checkpoint can never run code. Every problem becomes a one-line :class:`E3D2Error` naming the file.
@@ -107,14 +108,17 @@ def load_bundle(path, *, require=("vqvae", "policy")) -> dict:
                    and bool(torch.isfinite(t).all()) and bool((t >= 0).all()) for t in tables):
             raise E3D2Error("incompatible checkpoint: 'beat_guide' needs two finite, non-negative (K, 8) speed "
                             "tables 'up' and 'down'", path=path)
-    hold = bundle.get("hold")
-    if hold is not None:
-        from e3d2_core.generation import HoldLimit
+    default = bundle.get("default_policy")
+    if default is not None and (default not in POLICY_PARTS or POLICY_PARTS[default] not in bundle):
+        raise E3D2Error(f"incompatible checkpoint: its default policy {default!r} is not one of the policies it "
+                        "holds", path=path)
+    if bundle.get("repeat") is not None:
+        from e3d2_core.repeat_limit import RepeatLimit
         try:
-            HoldLimit.from_entry(hold)
+            RepeatLimit.from_entry(bundle["repeat"])
         except (E3D2Error, KeyError, TypeError, ValueError):
-            raise E3D2Error("incompatible checkpoint: 'hold' needs a whole free_steps ≥ 1 and a cost ≥ 0",
-                            path=path) from None
+            raise E3D2Error("incompatible checkpoint: 'repeat' needs a whole window ≥ 1, free_repeats from 0 to "
+                            "the window and a cost ≥ 0", path=path) from None
     if "policy" in require or "policy_rl" in require:
         music = bundle.get("music")
         if not (isinstance(music, dict) and {"kind", "fps", "mean", "std"} <= set(music)):
@@ -163,9 +167,11 @@ POLICY_NAMES = {part: name for name, part in POLICY_PARTS.items()}
 
 def policy_part(bundle: dict, policy: str, path=None) -> str:
     """Which policy of the bundle to run for ``policy`` ("auto", "beat", "rl" or "bc"): the one asked for, or for
-    "auto" the first the bundle has of π_beat ("policy_beat", π_RL distilled on its beat-guided takes), π_RL
-    ("policy_rl") and π_BC ("policy")."""
+    "auto" the bundle's ``"default_policy"`` (the one its training run measured best), else the first it has of
+    π_beat ("policy_beat", distilled on its beat-guided takes), π_RL ("policy_rl") and π_BC ("policy")."""
     check_policy(policy)
+    if policy == "auto" and bundle.get("default_policy") is not None:
+        return POLICY_PARTS[bundle["default_policy"]]
     if policy == "auto":
         return next(part for part in ("policy_beat", "policy_rl", "policy") if part in bundle)
     part = POLICY_PARTS[policy]

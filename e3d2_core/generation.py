@@ -8,10 +8,8 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
   draw of a commonly used code pair (other seeds and takes), see :func:`seed_codes`.
 * Sampling: ``temperature`` 0 is greedy (argmax, the paper's); otherwise softmax(logits / T), optionally limited to
   the ``top_k`` best codes, drawn with a seeded ``torch.Generator``. Several takes run batched in one pass.
-* Holding: a :class:`HoldLimit` makes drawing the current code again cost more the longer it has been held.
-  Real dance holds one code for about a second at most (90 % of its steps), but the policy can feed itself the
-  same code for 60 steps in a row, and a held code decodes to a still pose with the decoder's tremor (measured,
-  docs/music-following.md). Bundles carry theirs (``"hold"``); without one, holding is free.
+* Repeats: a :class:`e3d2_core.repeat_limit.RepeatLimit` makes a code the take drew often in its last steps
+  cost logits, so the policy cannot loop on one or two codes for seconds (a held pose, trembling).
 * Precision: "fp32"; "bf16" (policy and VQ-VAE decoder weights and activations in bfloat16; sampling and root
   integration in float32); "int8" (dynamic int8 quantisation of every Linear layer of the policy, CPU only; the
   decoder in bf16 where native, else float32). "auto" picks bf16 where the hardware runs it natively (CUDA, or
@@ -20,7 +18,6 @@ Everything here works on arrays; :func:`e3d2_core.api.generate` adds audio loadi
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -34,6 +31,7 @@ from e3d2_core.errors import Cancelled, E3D2Error
 from e3d2_core.models.policy import DancePolicy
 from e3d2_core.models.vqvae import ChoreographicMemory
 from e3d2_core.motion import Motion
+from e3d2_core.repeat_limit import RepeatLimit
 from e3d2_core.skeleton import NUM_JOINTS
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -149,66 +147,12 @@ def choose(logits: torch.Tensor, temperature: float, top_k: int | None, generato
     return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
 
 
-HOLD_FREE_STEPS = 7       # code steps: 90 % of the steps of the bundled real dance are held no longer (encoded)
-
-
-@dataclass(frozen=True)
-class HoldLimit:
-    """Drawing the current code again costs ``cost`` logits per step it makes its run longer than ``free_steps``.
-
-    ``free_steps``: code steps (8 frames each) a code is held for free, measured on real dance
-    (:func:`hold_limit_of`); ``cost``: logits per step beyond them (0: holding is free).
-    """
-    free_steps: int
-    cost: float
-
-    def __post_init__(self):
-        if not (isinstance(self.free_steps, int) and self.free_steps >= 1):
-            raise E3D2Error(f"hold free_steps must be a whole number ≥ 1, got {self.free_steps!r}")
-        if not (np.isfinite(self.cost) and self.cost >= 0):
-            raise E3D2Error(f"hold cost must be a number ≥ 0, got {self.cost!r}")
-
-    @classmethod
-    def from_entry(cls, entry: dict | None) -> "HoldLimit | None":
-        """The bundle's ``"hold"`` entry ({"free_steps": int, "cost": float}) as a HoldLimit; None: none."""
-        if entry is None:
-            return None
-        return cls(int(entry["free_steps"]), float(entry["cost"]))
-
-    def entry(self) -> dict:
-        return {"free_steps": int(self.free_steps), "cost": float(self.cost)}
-
-    def apply(self, logits: torch.Tensor, code: torch.Tensor, run: torch.Tensor) -> torch.Tensor:
-        """(B, K) logits with each take's current ``code`` (B,), held for ``run`` (B,) steps so far, lowered by
-        ``cost`` per step that drawing it again would hold it beyond ``free_steps``."""
-        excess = (run.to(logits.device) + 1 - self.free_steps).clamp_min(0).to(logits.dtype) * self.cost
-        return logits.scatter_add(-1, code.to(logits.device)[:, None], -excess[:, None])
-
-
-def run_lengths(codes: np.ndarray) -> np.ndarray:
-    """(N,) codes -> the lengths of its runs of one code, in order (they sum to N)."""
-    codes = np.asarray(codes)
-    if codes.size == 0:
-        return np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    return np.diff(np.r_[starts, codes.size])
-
-
-def hold_limit_of(code_sequences, *, share: float = 0.9, cost: float = 1.0) -> HoldLimit:
-    """The HoldLimit of real dance: ``free_steps`` is the run length that ``share`` of the steps of
-    ``code_sequences`` (each (N,) codes of one half of one real dance, encoded) are held no longer than."""
-    runs = np.concatenate([run_lengths(c) for c in code_sequences]) if len(code_sequences) else np.zeros(0)
-    if runs.size == 0:
-        raise E3D2Error("no encoded dance to measure how long codes are held")
-    by_step = np.repeat(runs, runs)                        # each step counted with the length of its run
-    return HoldLimit(int(np.quantile(by_step, share, method="inverted_cdf")), float(cost))
-
-
 @torch.no_grad()
 def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Tensor, first_down: torch.Tensor, *,
                    temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
                    progress: Callable | None = None, cancel: Callable | None = None,
-                   pick: Callable | None = None, hold: HoldLimit | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   pick: Callable | None = None,
+                   repeat: RepeatLimit | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stream the policy over the song.
 
     Args:
@@ -217,7 +161,7 @@ def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Ten
         first_up, first_down: (B,) code 0 of each take.
         pick: ``pick(logits_up, logits_down) -> (up, down)`` (B,) codes to feed back; default: :func:`choose`
             with ``temperature``/``top_k`` (the demonstrations' ε-greedy noise plugs in here).
-        hold: a :class:`HoldLimit` applied to the logits before ``pick``; None: holding is free.
+        repeat: a :class:`RepeatLimit` applied to the logits before ``pick``; None: repeats are free.
     Returns:
         up, down: (B, N) long codes on the CPU.
     """
@@ -230,21 +174,24 @@ def generate_codes(policy: DancePolicy, music: torch.Tensor, first_up: torch.Ten
     state = policy.start(b, device)
     music = music.to(device)
     u, d = first_up.to(device), first_down.to(device)
-    run_up = run_down = torch.ones(b, dtype=torch.long, device=device)
+    limited = repeat is not None and repeat.cost > 0
+    recent = None                   # the RecentCodes of the up and down halves, made once the vocabulary is seen
     report_every = max(1, n // 100)
     for i in range(n - 1):
         if cancel is not None and cancel():
             raise _cancelled_error()
         lu, ld = policy.step(state, music[i + 1].expand(b, -1), u, d)
-        if hold is not None and hold.cost > 0:
-            lu, ld = hold.apply(lu, u, run_up), hold.apply(ld, d, run_down)
-        last_up, last_down = u, d
+        if limited:
+            if recent is None:
+                recent = repeat.counter(u, lu.shape[-1]), repeat.counter(d, ld.shape[-1])
+            lu, ld = recent[0].penalise(lu), recent[1].penalise(ld)
         if pick is None:
             u, d = choose(lu, temperature, top_k, generator), choose(ld, temperature, top_k, generator)
         else:
             u, d = (code.to(device) for code in pick(lu, ld))
-        run_up = torch.where(u == last_up, run_up + 1, 1)
-        run_down = torch.where(d == last_down, run_down + 1, 1)
+        if limited:
+            recent[0].push(u)
+            recent[1].push(d)
         up[:, i + 1], down[:, i + 1] = u.cpu(), d.cpu()
         if progress is not None and (i % report_every == 0 or i == n - 2):
             progress((i + 1) / max(1, n - 1), f"dancing: step {i + 1}/{n - 1}")
@@ -268,13 +215,13 @@ def normalise_music(features: np.ndarray, mean, std) -> torch.Tensor:
 def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: torch.Tensor, *, takes: int = 1,
                      seed: int = 0, temperature: float = 0.0, top_k: int | None = None,
                      seed_motion: Motion | None = None, in_place: bool = False, progress=None, cancel=None,
-                     meta: dict | None = None, guide=None, hold: HoldLimit | None = None) -> list[Motion]:
+                     meta: dict | None = None, guide=None, repeat: RepeatLimit | None = None) -> list[Motion]:
     """Normalised code-rate music (N, D) -> ``takes`` Motions of 8N frames at the VQ-VAE's fps.
 
     ``policy`` is used as given (prepare it with :func:`policy_for_inference`); ``vqvae`` runs in float32 on its
     own device. ``guide``: ``guide(num_frames, choose) -> pick`` builds a sampler that tilts each draw (the beat
     guide, :class:`e3d2_core.beat_guide.BeatGuide`); ``choose(logits)`` is this call's seeded sampler and
-    ``num_frames`` the frames danced, end padding included. ``hold``: see :func:`generate_codes`.
+    ``num_frames`` the frames danced, end padding included. ``repeat``: see :func:`generate_codes`.
     Progress: 0-0.85 while dancing, 0.85-1 while decoding.
     """
     check_sampling(takes=takes, seed=seed, temperature=temperature, top_k=top_k)
@@ -299,7 +246,7 @@ def generate_motions(vqvae: ChoreographicMemory, policy: DancePolicy, music: tor
     if guide is not None:
         pick = guide(music.shape[0] * vqvae.downsample, lambda logits: choose(logits, temperature, top_k, generator))
     up, down = generate_codes(policy, music, up0, down0, temperature=temperature, top_k=top_k,
-                              generator=generator, progress=dance_progress, cancel=cancel, pick=pick, hold=hold)
+                              generator=generator, progress=dance_progress, cancel=cancel, pick=pick, repeat=repeat)
     frames = (n + END_PAD_CODES) * vqvae.downsample
     poses = np.empty((takes, frames, NUM_JOINTS, 3), np.float32)
     trans = np.empty((takes, frames, 3), np.float32)

@@ -93,7 +93,7 @@ def micro_run(root, *, exact_beats: bool, test_items, reward: dict, rl: dict, na
               "reward": {"model": {"hidden": 16, "layers": 2},
                          "train": {"batch": 16, "min_len": 6, "max_len": 12, **reward}},
               "rl": {"songs": 1, "takes": 3, "window": 16, "eval_steps": 32, "checkpoint_every": 1, **rl},
-              "report": {"resamples": 20}, "guide": {"takes": 2, "max_codes": 32, "hold_cost": 1.5},
+              "report": {"resamples": 20}, "guide": {"takes": 2, "max_codes": 32, "repeat_cost": 1.5},
               "distill": {"takes": 1, "max_codes": 32, "steps": 3, "length": 8, "batch": 2}}
     run_dir = root / "run"
     options = stages.StageOptions(progress=False, device=device)

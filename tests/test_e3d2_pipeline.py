@@ -115,9 +115,9 @@ def test_rl_logs_interaction_steps_and_bundle_has_everything(run):
     codes = bundle["vqvae"]["config"]["codebook_size"]
     assert bundle["beat_guide"]["up"].shape == bundle["beat_guide"]["down"].shape == (codes, 8)
     assert bundle["beat_guide"]["takes"] == 4          # 2 takes each of π_BC and π_RL
-    # how long the real training dances hold a code, measured on them, with the config's cost
-    assert bundle["hold"]["cost"] == 1.5 and isinstance(bundle["hold"]["free_steps"], int)
-    assert 1 <= bundle["hold"]["free_steps"] <= 400    # no longer than the training clips
+    # how often the real training dances repeat a code, measured on them, with the config's cost
+    assert bundle["repeat"]["cost"] == 1.5 and bundle["repeat"]["window"] == 16
+    assert isinstance(bundle["repeat"]["free_repeats"], int) and 0 <= bundle["repeat"]["free_repeats"] <= 16
     model, _ = load_reward(run_dir / "model.pt")
     joints = np.zeros((64, 24, 3), np.float32)
     result = score_arrays(model, joints, np.zeros((4, DIM), np.float32))

@@ -76,7 +76,9 @@ def test_model_card_has_every_table_with_finite_numbers(run, tmp_path):
                     "accuracy per ε pair", "## Limitations", "## Recipe", "## Data", "## Sizes"):
         assert heading in text, heading
     distilled = result["numbers"]["distilled"]
-    assert f"guide at {distilled['guide_strength']:g}" in text and "`e3d2 generate` uses π_beat" in text
+    assert f"guide at {distilled['guide_strength']:g}" in text and "`e3d2 generate` dances π_beat" in text
+    repeat = result["numbers"]["repeat"]                  # the micro run's guide stage measured its repeat limit
+    assert f"more than {repeat['free_repeats']} times in the last {repeat['window']} steps" in text
     for label in ("π_beat (the default policy", "π_RL", "π_BC", "random-code policy", "training motion itself",
                   "ground truth"):
         section = text.split("## The default model on the held-out song")[1].split("## The E3D2 report")[0]
@@ -117,8 +119,21 @@ def test_music_follow_section_is_rewritten_alone(tmp_path):
     assert "old table" not in text and text.startswith("# Card\n\nintro\n") and text.endswith("kept\n")
     assert "| π_RL + beat guide | 0.50 [0.40, 0.60] |" in text
     assert "| product default (π_beat + beat guide + beat lock) |" in text
+    follow.write_text(json.dumps({"songs": ["steady_70"], "takes_per_song": 3, "seconds": 20.0,
+                                  "default_policy": "rl", "rows": {"product": row}}))
+    assert model_card.main(["--music-follow", str(follow), "-o", str(card)]) == 0
+    assert "| product default (π_RL + beat guide + beat lock) |" in card.read_text()
     assert model_card.main(["--music-follow", str(tmp_path / "missing.json"), "-o", str(card)]) == 2
     assert "kept" in card.read_text()
+
+
+def test_card_names_the_policy_generate_dances():
+    distilled = {"teacher": "bc", "guide_strength": 4.0, "songs": 10, "takes": 8, "steps": 600}
+    text = model_card.beat_policy_text(distilled, "rl")
+    assert "π_beat (π_BC fine-tuned" in text and "`e3d2 generate` dances π_RL" in text
+    assert "`--policy beat|bc`" in text
+    assert "`e3d2 generate` dances π_RL" in model_card.beat_policy_text(None)
+    assert "`--policy bc`" in model_card.beat_policy_text(None)
 
 
 def test_distill_stage_puts_a_beat_policy_in_the_bundle(run):
@@ -153,3 +168,29 @@ def test_distill_can_take_pi_bc_as_its_teacher(run, tmp_path):
     assert any(not torch.equal(entry["state_dict"][k], bc[k]) for k in bc)          # fine-tuned from π_BC
     with pytest.raises(E3D2Error, match="distill.teacher"):
         stages.run_stage("distill", {**config, "distill": {**config["distill"], "teacher": "hand"}}, copy, options)
+
+
+def test_bundle_default_policy_is_what_auto_runs(run, tmp_path):
+    from e3d2_core import checkpoint as ckpt
+    from e3d2_core.errors import E3D2Error
+    from e3d2_core.training import stages
+    config, run_dir = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    options = stages.StageOptions(progress=False, device="cpu")
+    stages.run_stage("bundle", {**config, "bundle": {"default_policy": "rl"}}, copy, options)
+    bundle = ckpt.load_bundle(copy / "model.pt")
+    assert bundle["default_policy"] == "rl" and "policy_beat" in bundle
+    assert ckpt.policy_part(bundle, "auto") == "policy_rl"              # not the π_beat it also holds
+    assert ckpt.policy_part(bundle, "beat") == "policy_beat"
+    with pytest.raises(E3D2Error, match="default_policy must be one of"):
+        stages.run_stage("bundle", {**config, "bundle": {"default_policy": "best"}}, copy, options)
+    (copy / "distill.pt").unlink()
+    with pytest.raises(E3D2Error, match="no policy_beat"):
+        stages.run_stage("bundle", {**config, "bundle": {"default_policy": "beat"}}, copy, options)
+    assert ckpt.load_bundle(copy / "model.pt")["default_policy"] == "rl"   # the refused bundle left it as it was
+    raw = torch.load(copy / "model.pt", weights_only=True)
+    del raw["policy_rl"]
+    torch.save(raw, copy / "broken.pt")
+    with pytest.raises(E3D2Error, match="default policy 'rl' is not one of the policies it holds"):
+        ckpt.load_bundle(copy / "broken.pt")

@@ -82,7 +82,8 @@ def card_numbers(config: dict, run_dir: Path, bundle: dict) -> dict:
                                        [sequence_beats(s, ev.beat_column, ev.per_step) for s in train], pfc=True)
     beat_text = (f"exact music beats at {ev.fps:g} fps (the shards' beat_frames)" if ev.exact_beats else
                  "the code-rate beat column (beats at each step's first frame; shards without beat_frames)")
-    return {"rows": rows, "distilled": (bundle.get("policy_beat") or {}).get("distilled"), "protocol": {
+    return {"rows": rows, "distilled": (bundle.get("policy_beat") or {}).get("distilled"),
+            "repeat": bundle.get("repeat"), "default_policy": bundle.get("default_policy"), "protocol": {
         "music": f"held-out song(s) {', '.join(sorted({s.music_id for s in ev.test.sequences}))} (test split); "
                  "the training-motion row uses its own training music for BAS",
         "reference": "windows of the held-out real motion (test split)",
@@ -139,16 +140,33 @@ def metric_table(rows: list[tuple[str, dict | None]], columns=COLUMNS, extra=())
     return lines
 
 
-def beat_policy_text(distilled: dict | None) -> str:
-    """How the bundle's default policy came about (π_beat, from its distillation record) and what generate uses."""
+POLICY_LABELS = {"beat": "π_beat", "rl": "π_RL", "bc": "π_BC"}
+
+
+def beat_policy_text(distilled: dict | None, default: str | None = None) -> str:
+    """How π_beat came about (from its distillation record), if the bundle has it, and which policy ``e3d2
+    generate`` dances (``default``: the bundle's ``default_policy``; None: π_beat if present, else π_RL)."""
+    default = default or ("beat" if distilled else "rl")
+    others = "|".join(name for name in ("beat", "rl", "bc") if name != default and (distilled or name != "beat"))
     if not distilled:
-        return ". `e3d2 generate` uses π_RL and scores takes with R_θ."
-    teacher = {"bc": "π_BC", "rl": "π_RL"}.get(distilled.get("teacher", "rl"), "π_RL")
-    return (f", and π_beat ({teacher} fine-tuned with the behaviour-cloning loss on its own takes danced with the "
-            f"beat guide at {distilled.get('guide_strength', 0):g}: {distilled.get('songs')} training songs, "
-            f"{distilled.get('takes')} takes, {distilled.get('steps')} steps). `e3d2 generate` uses π_beat with the "
-            "beat guide and the beat lock (`--policy rl|bc`, `--beat-guide 0 --beat-lock 0` give the others raw) "
-            "and scores takes with R_θ.")
+        text = "."
+    else:
+        teacher = POLICY_LABELS.get(distilled.get("teacher", "rl"), "π_RL")
+        text = (f", and π_beat ({teacher} fine-tuned with the behaviour-cloning loss on its own takes danced with "
+                f"the beat guide at {distilled.get('guide_strength', 0):g}: {distilled.get('songs')} training "
+                f"songs, {distilled.get('takes')} takes, {distilled.get('steps')} steps).")
+    return (f"{text} `e3d2 generate` dances {POLICY_LABELS[default]} with the beat guide and the beat lock "
+            f"(`--policy {others}` gives the others, `--beat-guide 0 --beat-lock 0` the raw policy) and scores "
+            "takes with R_θ.")
+
+
+def repeat_text(repeat: dict | None) -> str:
+    """The bundle's repeat limit in words (empty without one)."""
+    if not repeat or not repeat.get("cost"):
+        return ""
+    return (f" Sampling keeps the dance from looping: a code drawn more than {repeat['free_repeats']} times in the "
+            f"last {repeat['window']} steps (what the real training dances stay within at 90 % of their steps) "
+            f"costs {repeat['cost']:g} logit per extra time (`--repeat-cost`).")
 
 
 def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict, data: dict) -> str:
@@ -164,7 +182,9 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
          "memory (separate upper/lower-body codebooks, one code per 8 frames), π_BC (a GPT policy over the codes, "
          "conditioned on music features), a learned reward R_θ trained with T-REX on automatically ranked "
          "demonstrations (π_BC with ε-greedy code noise), and π_RL (π_BC fine-tuned by PPO against R_θ with a KL "
-         "guard to π_BC)" + beat_policy_text(numbers.get("distilled")) + " Music features: "
+         "guard to π_BC)" + beat_policy_text(numbers.get("distilled"), numbers.get("default_policy"))
+         + repeat_text(numbers.get("repeat"))
+         + " Music features: "
          f"`{config.get('music', {}).get('kind')}` at {config.get('music', {}).get('fps')} Hz.", "",
          "## Sizes", "", "| part | parameters |", "| --- | --- |"]
     names = {"vqvae": "VQ-VAE", "policy": "π_BC", "policy_rl": "π_RL", "reward": "R_θ"}
@@ -253,7 +273,7 @@ def render(run_dir: Path, config: dict, numbers: dict, report: dict, size: dict,
 FOLLOW_ROWS = (("rl_raw", "π_RL, raw"), ("bc_raw", "π_BC, raw"), ("beat_raw", "π_beat, raw"),
                ("rl_guided", "π_RL + beat guide"), ("rl_locked", "π_RL + beat lock"),
                ("bc_product", "π_BC + beat guide + beat lock"),
-               ("product", "product default (π_beat + beat guide + beat lock)"),
+               ("product", "product default ({policy} + beat guide + beat lock)"),
                ("real_dance", "real dance (held-out and val clips on their music)"))
 FOLLOW_TITLE = "## Following the music (`bench/bench_music_follow.py`)"
 
@@ -283,7 +303,9 @@ def music_follow_section(run_dir: Path, path: Path | None = None, *, beat_from_r
          "| stillest 4 s (m) | jitter share | spinning > 360°/s | pelvis accel. (m/s²) | lowest foot (m) "
          "| foot slide (m/s) |",
          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    default = POLICY_LABELS[result.get("default_policy", "beat")]     # older results: π_beat was the default
     for key, label in FOLLOW_ROWS:
+        label = label.format(policy=default)
         row = result["rows"].get(key)
         if not row:
             continue
@@ -291,7 +313,8 @@ def music_follow_section(run_dir: Path, path: Path | None = None, *, beat_from_r
         corr_text = "–" if corr.get("r") is None else f"{corr['r']:.2f} [{corr['ci95'][0]:.2f}, {corr['ci95'][1]:.2f}]"
         L.append(f"| {label} | {cell(row, 'tempo_match', 2)} | {cell(row, 'bas')} | {cell(row, 'phase_gain')} | "
                  f"{corr_text} | {cell(row, 'speed', 2)} | {cell(row, 'pose_spread')} "
-                 f"| {cell(row, 'pose_spread_low')} | {cell(row, 'jitter_share', 2)} | {cell(row, 'spin_fraction')} | {cell(row, 'pelvis_accel', 1)} "
+                 f"| {cell(row, 'pose_spread_low')} | {cell(row, 'jitter_share', 2)} | {cell(row, 'spin_fraction')} "
+                 f"| {cell(row, 'pelvis_accel', 1)} "
                  f"| {row.get('lowest_foot_min', float('nan')):.3f} | {cell(row, 'foot_slide', 2)} |")
     L += ["", "Pose spread: how far the joints range from their mean place relative to the pelvis (a dance held "
           "in one pose is near 0 however fast it trembles), over the take and in its stillest 4 s (a dancer who "

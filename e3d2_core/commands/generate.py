@@ -44,9 +44,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beat-guide", type=float, default=DanceRequest.beat_guide, metavar="G",
                         help="≥ 0: how strongly sampling picks moves that are slow on the beat and quick between beats "
                              f"(default {BEAT_GUIDE_DEFAULT:g}; 0 = the policy's own draws, as the paper measures it)")
-    parser.add_argument("--hold-cost", type=float, default=DanceRequest.hold_cost, metavar="C",
-                        help="≥ 0: logits off dancing the same move again, per step it is held longer than real "
-                             "dance holds one (default: the checkpoint's own; 0 = holding is free)")
+    parser.add_argument("--repeat-cost", type=float, default=DanceRequest.repeat_cost, metavar="C",
+                        help="≥ 0: logits off a move per time it was danced in the last 2 s beyond what real dance "
+                             "repeats (default: the checkpoint's own; 0 = the policy may loop freely)")
     parser.add_argument("--foot-lock", action="store_true",
                         help="pin each foot while it stands on the floor (two-bone leg IK, never below the floor)")
     parser.add_argument("--preview", help="also render a preview of the first take (.mp4 with the song, .gif, .png)")
@@ -69,7 +69,7 @@ def dance_request(args) -> DanceRequest:
                         temperature=args.temperature, top_k=args.top_k, seed_motion=args.seed_motion,
                         checkpoint=args.checkpoint, device=args.device, in_place=args.in_place, bpm=args.bpm,
                         beat_offset=args.beat_offset, precision=args.precision, policy=args.policy, pick=args.pick,
-                        beat_lock=args.beat_lock, beat_guide=args.beat_guide, hold_cost=args.hold_cost)
+                        beat_lock=args.beat_lock, beat_guide=args.beat_guide, repeat_cost=args.repeat_cost)
 
 
 def _note_a_short_song(audio, seconds) -> None:

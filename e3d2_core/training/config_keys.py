@@ -41,6 +41,7 @@ CONFIG_KEYS: dict = {
     "guide": _values(guide.GUIDE_DEFAULTS),
     "distill": _values(distill.DEFAULTS),
     "report": _values(REPORT_DEFAULTS),
+    "bundle": _values(("default_policy",)),
 }
 
 

@@ -19,6 +19,7 @@ from e3d2_core import generation as gen
 from e3d2_core.beat_guide import BeatGuide
 from e3d2_core.errors import E3D2Error
 from e3d2_core.generation import normalise_music
+from e3d2_core.repeat_limit import RepeatLimit
 from e3d2_core.training.data import CodeWindows
 
 DEFAULTS = {"teacher": "rl", "strength": 4.0, "takes": 8, "max_codes": 240, "steps": 600, "lr": 1.0e-4,
@@ -40,10 +41,10 @@ def songs_with_beats(shards) -> list:
 
 @torch.no_grad()
 def guided_takes(vqvae, policy, sequences, guide_entry, mean, std, *, strength: float, takes: int,
-                 max_codes: int, temperature: float, seed: int, hold=None) -> tuple[list, list, list]:
+                 max_codes: int, temperature: float, seed: int, repeat=None) -> tuple[list, list, list]:
     """``takes`` beat-guided takes of ``policy`` on each sequence's music: (up codes, down codes, normalised
-    music), one (N,) / (N,) / (N, D) array per take. ``hold``: the :class:`e3d2_core.generation.HoldLimit` the
-    takes are drawn with (None: holding is free), so that π_beat does not learn the teacher's long holds."""
+    music), one (N,) / (N,) / (N, D) array per take. ``repeat``: the :class:`e3d2_core.repeat_limit.RepeatLimit`
+    the takes are drawn with (None: repeats are free), so that π_beat does not learn the teacher's loops."""
     runner = gen.policy_for_inference(policy, "fp32", vqvae.vq_up.codebook.device)
     ups, downs, musics = [], [], []
     for index, seq in enumerate(sequences):
@@ -53,7 +54,7 @@ def guided_takes(vqvae, policy, sequences, guide_entry, mean, std, *, strength: 
         guide = BeatGuide(guide_entry, np.asarray(seq.beat_frames, np.float64), music.shape[0] * vqvae.downsample,
                           strength=strength, fps=vqvae.fps,
                           choose=lambda logits: gen.choose(logits, temperature, None, generator))
-        up, down = gen.generate_codes(runner, music, up0, down0, generator=generator, pick=guide, hold=hold)
+        up, down = gen.generate_codes(runner, music, up0, down0, generator=generator, pick=guide, repeat=repeat)
         for k in range(takes):
             ups.append(up[k].numpy())
             downs.append(down[k].numpy())
@@ -87,9 +88,9 @@ def distill(policy, ups, downs, musics, *, steps: int, lr: float, batch: int, le
 
 
 def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | None = None, on_step=None,
-                hold=None) -> dict:
+                repeat=None) -> dict:
     """The ``"policy_beat"`` bundle entry: ``policy`` distilled on its guided takes to the shards' songs
-    (drawn with ``hold``, see :func:`guided_takes`).
+    (drawn with ``repeat``, see :func:`guided_takes`).
 
     ``config``: any of ``DEFAULTS`` (guide strength, takes per song, code steps per take, fine-tuning steps,
     learning rate, batch, window length, sampling temperature, seed; ``teacher`` is read by the stage)."""
@@ -103,7 +104,7 @@ def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | No
     ups, downs, musics = guided_takes(vqvae, policy, sequences, guide_entry, mean, std,
                                       strength=float(cfg["strength"]), takes=int(cfg["takes"]),
                                       max_codes=int(cfg["max_codes"]), temperature=float(cfg["temperature"]),
-                                      seed=int(cfg["seed"]), hold=hold)
+                                      seed=int(cfg["seed"]), repeat=repeat)
     student, loss = distill(policy, ups, downs, musics, steps=int(cfg["steps"]), lr=float(cfg["lr"]),
                             batch=int(cfg["batch"]), length=int(cfg["length"]), seed=int(cfg["seed"]),
                             on_step=on_step)
@@ -111,7 +112,7 @@ def beat_policy(vqvae, policy, shards, guide_entry, mean, std, config: dict | No
     return {"config": dict(policy.config), "state_dict": state,
             "distilled": {"songs": len(sequences), "takes": len(ups), "steps": int(cfg["steps"]),
                           "guide_strength": float(cfg["strength"]), "final_loss": float(loss),
-                          "hold": None if hold is None else hold.entry()}}
+                          "repeat": None if repeat is None else repeat.entry()}}
 
 
 def run_distill(config: dict, run_dir, options):
@@ -136,7 +137,7 @@ def run_distill(config: dict, run_dir, options):
         parts.update(stages.load_stage_output(run_dir, "rl"))
     teacher = policies_of(parts)[-1].to(device)
     guide_output = stages.load_stage_output(run_dir, "guide")
-    entry, hold = guide_output["beat_guide"], gen.HoldLimit.from_entry(guide_output.get("hold"))
+    entry, repeat = guide_output["beat_guide"], RepeatLimit.from_entry(guide_output.get("repeat"))
 
     def report(step, logs):
         if options.progress and step % 50 == 0:
@@ -144,7 +145,7 @@ def run_distill(config: dict, run_dir, options):
 
     policy_entry = beat_policy(vqvae, teacher, [stages.load_split(config, "train")], entry, bc["music"]["mean"],
                                bc["music"]["std"], config.get("distill", {}), on_step=report,
-                               hold=None if hold is None or hold.cost == 0 else hold)
+                               repeat=None if repeat is None or repeat.cost == 0 else repeat)
     policy_entry["distilled"]["teacher"] = "rl" if "policy_rl" in parts else "bc"
     output = run_dir / stages.OUTPUTS["distill"]
     stages.save_stage_output(output, {"policy_beat": policy_entry})

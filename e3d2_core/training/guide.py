@@ -5,8 +5,9 @@ code and per frame of the code, the mean joint speed of decoded dances. This mod
 training songs (one track per song, ``takes`` sampled takes each, by π_BC and π_RL when the run has one) and
 stores it as the bundle's ``"beat_guide"`` entry. Training songs only: the held-out songs stay unseen.
 
-The stage also measures how long the real training dances hold one code (encoded by the run's VQ-VAE) and stores
-it with the config's ``hold_cost`` as the bundle's ``"hold"`` entry (:class:`e3d2_core.generation.HoldLimit`).
+The stage also measures how often the real training dances (encoded by the run's VQ-VAE) come back to a code
+within ``repeat_window`` steps and stores it with the config's ``repeat_cost`` as the bundle's ``"repeat"`` entry
+(:class:`e3d2_core.repeat_limit.RepeatLimit`).
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import numpy as np
 from e3d2_core import generation as gen
 from e3d2_core.beat_guide import guide_entry, measure_tables
 from e3d2_core.generation import normalise_music
+from e3d2_core.repeat_limit import REPEAT_WINDOW, repeat_limit_of
 from e3d2_core.training.demos import songs_from_shards
 
-GUIDE_DEFAULTS = {"takes": 4, "max_codes": 240, "seed": 0, "temperature": 0.7, "hold_cost": 0.0, "hold_share": 0.9}
+GUIDE_DEFAULTS = {"takes": 4, "max_codes": 240, "seed": 0, "temperature": 0.7, "repeat_cost": 0.0,
+                  "repeat_window": REPEAT_WINDOW, "repeat_share": 0.9}
 
 
 def guide_from_shards(vqvae, policies, train_shards, mean, std, *, takes: int = 4, max_codes: int = 240,
@@ -43,9 +46,9 @@ def guide_from_shards(vqvae, policies, train_shards, mean, std, *, takes: int = 
     return {**guide_entry(merged), "songs": len(songs), "takes": takes * len(policies)}
 
 
-def hold_from_shards(vqvae, shards, *, cost: float, share: float = 0.9) -> dict:
-    """The ``"hold"`` bundle entry: the run length ``share`` of the real dances' code steps stay within (both
-    halves, each dance encoded whole), with ``cost`` logits per step beyond it."""
+def repeat_from_shards(vqvae, shards, *, cost: float, window: int = REPEAT_WINDOW, share: float = 0.9) -> dict:
+    """The ``"repeat"`` bundle entry: the repeats within ``window`` steps that ``share`` of the real dances' code
+    steps stay within (both halves, each dance encoded whole), with ``cost`` logits per repeat beyond."""
     import torch
 
     device = vqvae.vq_up.codebook.device
@@ -55,7 +58,7 @@ def hold_from_shards(vqvae, shards, *, cost: float, share: float = 0.9) -> dict:
             up, down = vqvae.encode(torch.as_tensor(seq.poses[None], device=device),
                                     torch.as_tensor(seq.trans[None], device=device))
             sequences += [up[0].cpu().numpy(), down[0].cpu().numpy()]
-    return gen.hold_limit_of(sequences, share=share, cost=cost).entry()
+    return repeat_limit_of(sequences, window=window, share=share, cost=cost).entry()
 
 
 def _merge(tables: list[dict]) -> dict:
@@ -111,11 +114,12 @@ def run_guide(config: dict, run_dir, options) -> "Path":
                               bc["music"]["mean"], bc["music"]["std"], takes=int(cfg["takes"]),
                               max_codes=int(cfg["max_codes"]), seed=int(cfg["seed"]),
                               temperature=float(cfg["temperature"]))
-    hold = hold_from_shards(vqvae, [stages.load_split(config, "train")], cost=float(cfg["hold_cost"]),
-                            share=float(cfg["hold_share"]))
+    repeat = repeat_from_shards(vqvae, [stages.load_split(config, "train")], cost=float(cfg["repeat_cost"]),
+                                window=int(cfg["repeat_window"]), share=float(cfg["repeat_share"]))
     output = run_dir / stages.OUTPUTS["guide"]
     if options.progress:
-        print(f"guide: code speeds measured on {entry['songs']} songs x {entry['takes']} takes; codes held "
-              f"{hold['free_steps']} steps for free, {hold['cost']:g} logits per step beyond")
-    stages.save_stage_output(output, {"beat_guide": entry, "hold": hold})
+        print(f"guide: code speeds measured on {entry['songs']} songs x {entry['takes']} takes; real dance "
+              f"repeats a code {repeat['free_repeats']} times in {repeat['window']} steps (90 %), "
+              f"{repeat['cost']:g} logits per repeat beyond")
+    stages.save_stage_output(output, {"beat_guide": entry, "repeat": repeat})
     return output

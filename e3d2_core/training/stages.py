@@ -45,8 +45,11 @@ class Stage:
 
 # ---------------------------------------------------------------------------------------------- bundle
 def run_bundle(config: dict, run_dir: Path, options: StageOptions) -> Path:
-    """Merge the finished stages' bundle keys into ``model.pt`` (later stages override earlier ones)."""
-    from e3d2_core.checkpoint import save_bundle
+    """Merge the finished stages' bundle keys into ``model.pt`` (later stages override earlier ones).
+
+    The config's ``bundle.default_policy`` ("beat", "rl" or "bc") names the policy that ``policy="auto"`` runs;
+    without it the bundle falls back on the first it holds of π_beat, π_RL and π_BC."""
+    from e3d2_core.checkpoint import POLICY_PARTS, save_bundle
     from e3d2_core import __version__
     run_dir = Path(run_dir)
     merged: dict = {}
@@ -58,6 +61,14 @@ def run_bundle(config: dict, run_dir: Path, options: StageOptions) -> Path:
     missing = [k for k in ("vqvae", "policy", "music") if k not in merged]
     if missing:
         raise E3D2Error(f"cannot bundle: missing {', '.join(missing)} (run the vqvae and bc stages)", path=run_dir)
+    default = (config.get("bundle") or {}).get("default_policy")
+    if default is not None:
+        if default not in POLICY_PARTS:
+            raise E3D2Error(f"bundle.default_policy must be one of {', '.join(POLICY_PARTS)}, got {default!r}")
+        if POLICY_PARTS[default] not in merged:
+            raise E3D2Error(f"cannot bundle: bundle.default_policy is {default!r}, but the run has no "
+                            f"{POLICY_PARTS[default]} (run the stage that trains it first)", path=run_dir)
+        merged["default_policy"] = default
     merged.setdefault("skeleton", default_skeleton().to_dict())
     merged["data_note"] = str(merged.get("data_note", ""))
     merged.update(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, code_version=__version__,
@@ -118,9 +129,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     _stage("rl_hand", e3d2_stages.run_rl_hand, order=55, needs=("reward",),
            help="Table 3 ablation: the same RL with the hand-designed reward"),
     # following the beat (docs/music-following.md)
-    _stage("guide", guide.run_guide, order=60, needs=("bc",), bundle_keys=("beat_guide", "hold"),
+    _stage("guide", guide.run_guide, order=60, needs=("bc",), bundle_keys=("beat_guide", "repeat"),
            rerun_after_upstream=True, help="the beat guide's tables (each code's speed, frame by frame, on the "
-                                           "policies' dances) and how long real dance holds a code"),
+                                           "policies' dances) and how often real dance repeats a code"),
     _stage("distill", distill.run_distill, order=65, needs=("guide",), bundle_keys=("policy_beat",),
            rerun_after_upstream=True, help="π_beat: π_RL fine-tuned on its own beat-guided takes"),
     _stage("report", report.run_report, order=80, needs=("rl",),
