@@ -62,7 +62,7 @@ def test_a_typo_in_a_stage_section_is_refused_with_its_key_section_and_file(tmp_
 
 def test_a_typo_at_the_top_level_is_refused(tmp_path):
     path = _write(tmp_path, {**_micro(), "sed": 1})
-    with pytest.raises(E3D2Error, match=r"^unknown key 'sed' at the top level of .*foo\.yaml; known: bc, data, "):
+    with pytest.raises(E3D2Error, match=r"^unknown key 'sed' at the top level of .*foo\.yaml; known: bc, bundle, data, "):
         load_config(path)
 
 
